@@ -1,0 +1,179 @@
+"""Command line: `python -m tmu run | methods | benchmark` (architecture.md gives the contract).
+
+Bad input exits with status 2 and one line `error: ...` naming the bad value, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .artifacts import Store
+from .config import ConfigError, RunConfig, from_dict, to_dict
+from .unlearn import METHODS
+
+logger = logging.getLogger("tmu")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`--set train.epochs=3 --set twin.min_size=100` -> nested dict; values parsed as JSON when
+    they are JSON, else kept as strings."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} must look like SECTION.KEY=VALUE")
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        try:
+            node[leaf] = json.loads(value)
+        except json.JSONDecodeError:
+            node[leaf] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = parse_overrides(args.set or [])
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    values.update(dataset=args.dataset, forget=args.forget, seed=args.seed, methods=methods,
+                  gold_seeds=args.gold_seeds, model=args.model, device=args.device, data_root=args.data_root)
+    return from_dict(RunConfig, values)
+
+
+def default_out(cfg: RunConfig) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{cfg.dataset}-{cfg.forget}-s{cfg.seed}").strip("-")[:80]
+    return Path("runs") / "out" / slug
+
+
+class StageBar:
+    """One tqdm bar on stderr over all stages; each stage reports its own fraction."""
+
+    def __init__(self, stages: list[str], disable: bool = False):
+        self.stages, self.last = stages, 0.0
+        self.bar = tqdm(total=len(stages), file=sys.stderr, disable=disable,
+                        bar_format="{desc:<14}{percentage:3.0f}%|{bar}| {elapsed}")
+
+    def __call__(self, stage: str, frac: float) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and 0.0 < frac < 1.0:
+            return  # redraw at most five times a second
+        self.last = now
+        done = self.stages.index(stage) + min(max(frac, 0.0), 1.0) if stage in self.stages else self.bar.n
+        self.bar.n = round(done, 3)
+        self.bar.set_description_str(stage, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.n = len(self.stages)
+        self.bar.close()
+
+
+def summary_table(report: dict) -> str:
+    """A short fixed-width table of the headline figures."""
+    m, rows = report["models"], []
+    head = f"{'model':<14}{'acc_f':>7}{'acc_test':>9}{'|Δ_f|':>7}{'agree':>7}{'MIA_f':>7}{'sec':>8}{'ratio':>7}"
+    for name, e in [("original", m["original"]), *[(f"gold_{i}", g) for i, g in enumerate(m["gold"])],
+                    *[(k, m[k]) for k in report["config"]["methods"]]]:
+        vs = e.get("vs_gold", {})
+        rows.append(f"{name:<14}{e['acc']['forget']:>7.3f}{e['acc']['test']:>9.3f}"
+                    f"{vs.get('delta_forget', float('nan')):>7.3f}{vs.get('agreement_forget', float('nan')):>7.3f}"
+                    f"{e['mia']['forget_member_rate']:>7.3f}{e['seconds']:>8.1f}"
+                    f"{e.get('retrain_time_ratio', float('nan')):>7.2f}")
+    floor = report.get("noise_floor") or {}
+    rows.append(f"{'gold-vs-gold':<14}{'':>7}{'':>9}{floor.get('delta_forget', float('nan')):>7.3f}"
+                f"{floor.get('agreement_forget', float('nan')):>7.3f}")
+    if "tmu" in m and "prep_seconds" in m["tmu"]:
+        rows.append(f"tmu twin preparation: {m['tmu']['prep_seconds']:.1f} s "
+                    f"({m['tmu']['prep_retrain_time_ratio']:.2f} x one gold retrain)")
+    return "\n".join([head, *rows])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import execute, plan_stages
+    from .report import build_report, model_probs
+    from .runs import write_run
+
+    cfg = config_from_args(args)
+    out = Path(args.out) if args.out else default_out(cfg)
+    bar = StageBar(plan_stages(cfg), disable=args.quiet)
+    try:
+        run = execute(cfg, store=Store(args.store), progress=bar)
+        bar("evaluate", 0.0)
+        probs = model_probs(run)
+        report = build_report(run, probs)
+        write_run(run, report, probs, out)
+    finally:
+        bar.close()
+    print(summary_table(report))
+    print(f"run folder: {out}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    width = max(map(len, METHODS))
+    for name, cls in sorted(METHODS.items()):
+        print(f"{name:<{width}}  {cls.description}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import run_benchmark
+    run_benchmark(dataset=args.dataset, settings=args.settings.split(","), seeds=args.seeds,
+                  methods=tuple(args.methods.split(",")), out=Path(args.out), store=Store(args.store),
+                  device=args.device, gold_seeds=args.gold_seeds)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tmu", description="Twin Machine Unlearning.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every stage (INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the whole pipeline on one forget request")
+    r.add_argument("--dataset", default="mnist5k", help="mnist5k (default), digits, mnist, fashion-mnist, "
+                   "cifar10, cifar100 or imagefolder:PATH")
+    r.add_argument("--forget", default="random:0.1", help="random:F | subclass:C:F | class:C[,C] | ids:FILE | ids:I,J")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--methods", default=",".join(RunConfig.methods), help=f"comma list of {sorted(METHODS)}")
+    r.add_argument("--gold-seeds", type=int, default=3, help="gold (retrained) models, for the noise floor")
+    r.add_argument("--model", default="cnn", help="cnn (default) or resnet18")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--out", help="run folder (default runs/out/DATASET-FORGET-sSEED)")
+    r.add_argument("--data-root", help="folder of torchvision datasets (default $TMU_DATA or ./data)")
+    r.add_argument("--store", help="run store root (default $TMU_HOME or ./runs)")
+    r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. train.epochs=5 or method_params.tmu.sigma=0.2")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+    m = sub.add_parser("methods", help="list the unlearning methods")
+    m.set_defaults(func=cmd_methods)
+    b = sub.add_parser("benchmark", help="several seeds and settings, written as a markdown table")
+    b.add_argument("--dataset", default="mnist5k")
+    b.add_argument("--settings", default="random:0.1,subclass:3:0.3")
+    b.add_argument("--seeds", type=int, default=5)
+    b.add_argument("--methods", default=",".join(RunConfig.methods))
+    b.add_argument("--gold-seeds", type=int, default=3)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--store", help="run store root (default $TMU_HOME or ./runs)")
+    b.add_argument("--out", default="docs/benchmarks.md")
+    b.set_defaults(func=cmd_benchmark)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:  # every bad input is a ValueError subclass naming the value
+        print(f"error: {err}", file=sys.stderr)
+        return 2

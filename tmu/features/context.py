@@ -1,0 +1,24 @@
+"""What a feature needs to look at: the model in the original role, the pool, and the sets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import FeatureConfig
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """query: the forget ids to describe; reference: the retained training ids of the same model
+    (D_r for M_o, D for M_t); curriculum: the curriculum model M_c; labels: (N,) true classes."""
+    model: nn.Module
+    curriculum: nn.Module
+    x: torch.Tensor
+    labels: np.ndarray
+    query: np.ndarray
+    reference: np.ndarray
+    device: torch.device
+    config: FeatureConfig = FeatureConfig()

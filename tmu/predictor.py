@@ -1,0 +1,103 @@
+"""The generalization-label predictor (method spec §5): scaled features -> p(easy).
+
+Predictors follow scikit-learn's habits: `__init__` stores parameters, `fit(X, g)` returns self,
+learned state ends in `_`, `predict_proba_easy` on an unfitted predictor raises.
+Hard samples (g = 0) are rare, so both predictors weight the classes by inverse frequency.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from torch import nn
+
+
+class MLPPredictor:
+    """MLP d -> 32 -> 16 -> 1 with a class-weighted logistic loss, full-batch Adam."""
+
+    def __init__(self, epochs: int = 300, lr: float = 0.01, seed: int = 0):
+        self.epochs, self.lr, self.seed = epochs, lr, seed
+
+    def fit(self, X: np.ndarray, g: np.ndarray) -> "MLPPredictor":
+        torch.manual_seed(self.seed)
+        X_t, g_t = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(g, dtype=torch.float32)
+        self.net_ = nn.Sequential(nn.Linear(X_t.shape[1], 32), nn.ReLU(), nn.Linear(32, 16),
+                                  nn.ReLU(), nn.Linear(16, 1))
+        n_easy, n_hard = float(g_t.sum()), float(len(g_t) - g_t.sum())
+        # Class weighting: weight the easy class by n_hard/n_easy, so both classes count equally.
+        pos_weight = torch.tensor([n_hard / n_easy if n_easy and n_hard else 1.0])
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
+        for _ in range(self.epochs):
+            opt.zero_grad()
+            loss_fn(self.net_(X_t).squeeze(1), g_t).backward()
+            opt.step()
+        return self
+
+    def predict_proba_easy(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "net_"):
+            raise RuntimeError("MLPPredictor is not fitted; call fit() first")
+        with torch.no_grad():
+            logits = self.net_(torch.as_tensor(X, dtype=torch.float32)).squeeze(1)
+        return torch.sigmoid(logits).numpy().astype(np.float64)
+
+
+class LogisticPredictor:
+    """scikit-learn's class-balanced logistic regression."""
+
+    def __init__(self, seed: int = 0, **_: object):
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, g: np.ndarray) -> "LogisticPredictor":
+        self.model_ = LogisticRegression(class_weight="balanced", random_state=self.seed)
+        if len(np.unique(g)) < 2:
+            self.constant_ = float(g[0]) if len(g) else 1.0
+        else:
+            self.model_.fit(X, g)
+        return self
+
+    def predict_proba_easy(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("LogisticPredictor is not fitted; call fit() first")
+        if hasattr(self, "constant_"):
+            return np.full(len(X), self.constant_)
+        return self.model_.predict_proba(X)[:, list(self.model_.classes_).index(1)]
+
+
+PREDICTORS = {"mlp": MLPPredictor, "logistic": LogisticPredictor}
+
+
+def make_predictor(kind: str, **params):
+    """A predictor from the registry; unknown kinds are a ValueError listing the valid ones."""
+    if kind not in PREDICTORS:
+        raise ValueError(f"unknown predictor {kind!r}; valid predictors: {sorted(PREDICTORS)}")
+    return PREDICTORS[kind](**params)
+
+
+def decide_easy(p_easy: np.ndarray, rule: str, easy_rate: float) -> np.ndarray:
+    """Boolean easy mask. `rate`: the top round(easy_rate * n) samples by p(easy) are easy (ties
+    broken by position); `threshold`: p(easy) >= 0.5."""
+    if rule == "threshold":
+        return p_easy >= 0.5
+    if rule != "rate":
+        raise ValueError(f"unknown decision rule {rule!r}; valid rules: ['rate', 'threshold']")
+    n_easy = int(round(float(np.clip(easy_rate, 0.0, 1.0)) * len(p_easy)))
+    mask = np.zeros(len(p_easy), dtype=bool)
+    mask[np.argsort(-p_easy, kind="stable")[:n_easy]] = True
+    return mask
+
+
+def out_of_fold_proba(kind: str, X: np.ndarray, g: np.ndarray, folds: int, seed: int,
+                      **params) -> np.ndarray:
+    """p(easy) for every row of X from predictors that never saw that row (stratified k-fold).
+    With too few hard samples for k folds, the folds shrink to the number of hard samples (>= 2);
+    with fewer than 2 hard samples, every row gets the in-sample prediction."""
+    n_min = int(min(g.sum(), len(g) - g.sum()))
+    k = min(folds, n_min)
+    if k < 2:
+        return make_predictor(kind, seed=seed, **params).fit(X, g).predict_proba_easy(X)
+    out = np.empty(len(g))
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, g):
+        out[test] = make_predictor(kind, seed=seed, **params).fit(X[train], g[train]).predict_proba_easy(X[test])
+    return out

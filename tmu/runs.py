@@ -1,0 +1,93 @@
+"""The run folder (`--out DIR`): write it, and load it back for notebooks and the dashboard.
+
+DIR/report.json, DIR/config.json (the run config plus the model architecture), DIR/split.json
+(every index set by name), DIR/models/NAME.pt (state_dicts), DIR/predictions.npz (softmax of
+every model on every set, and the predictor's features and decisions).
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from .artifacts import atomic_write, load_state_dict, save_state_dict, write_json
+from .config import RunConfig, from_dict, to_dict
+from .data import load_dataset
+from .models import build_model
+
+
+class RunFolderError(ValueError):
+    """A folder is not a complete run folder."""
+
+
+def write_run(run, report: dict, probs: dict[str, dict[str, np.ndarray]], out: str | Path) -> Path:
+    """Write the run folder; every file goes through an atomic rename."""
+    out = Path(out)
+    config = {**to_dict(run.cfg), "architecture": {"name": run.cfg.model, "in_channels": run.pool.in_channels,
+                                                   "num_classes": run.pool.num_classes}}
+    write_json(out / "config.json", config)
+    write_json(out / "split.json", {k: v.tolist() for k, v in run.splits.as_dict().items()}
+               | ({"twin_forget": run.extras["twin_forget"].tolist()} if "twin_forget" in run.extras else {}))
+    for name, model in run.models.items():
+        save_state_dict(out / "models" / f"{name}.pt", model)
+    arrays = {f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()}
+    for key in ("twin_features", "twin_g", "forget_features", "forget_proba", "forget_easy"):
+        if key in run.extras:
+            arrays[f"predictor/{key}"] = np.asarray(run.extras[key])
+    if "fitted" in run.extras:
+        fitted = run.extras["fitted"]
+        arrays["predictor/twin_oof_easy"] = fitted.oof_easy
+        arrays["predictor/twin_features_scaled"] = fitted.scaler.transform(run.extras["twin_features"])
+        if "forget_features" in run.extras:
+            arrays["predictor/forget_features_scaled"] = fitted.scaler.transform(run.extras["forget_features"])
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(out / "predictions.npz", buf.getvalue())
+    write_json(out / "report.json", report)  # last: a folder with report.json is complete
+    return out
+
+
+@dataclass
+class LoadedRun:
+    """A finished run: `.models` (name -> eval-mode module), `.split` (name -> id array),
+    `.dataset` (the full pool as a torch Dataset of model-ready (x, y)), `.report`, `.config`,
+    `.predictions` (name -> array, see write_run)."""
+    path: Path
+    config: RunConfig
+    report: dict
+    split: dict[str, np.ndarray]
+    models: dict[str, nn.Module]
+    dataset: TensorDataset
+    predictions: dict[str, np.ndarray]
+
+
+def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
+    """Load a run folder written by `tmu run --out DIR`."""
+    path = Path(path)
+    missing = [f for f in ("report.json", "config.json", "split.json") if not (path / f).is_file()]
+    if missing:
+        raise RunFolderError(f"{path} is not a finished run folder: missing {missing}")
+    raw = json.loads((path / "config.json").read_text())
+    arch = raw.pop("architecture")
+    config = from_dict(RunConfig, raw)
+    split = {k: np.asarray(v, dtype=np.int64) for k, v in json.loads((path / "split.json").read_text()).items()}
+    models = {}
+    for file in sorted((path / "models").glob("*.pt")):
+        model = build_model(arch["name"], arch["in_channels"], arch["num_classes"])
+        model.load_state_dict(load_state_dict(file))
+        models[file.stem] = model.eval()
+    dataset = None
+    if load_data:
+        pool = load_dataset(config.dataset, config.data_root)
+        dataset = TensorDataset(pool.x, pool.y)
+    preds = {}
+    if (path / "predictions.npz").is_file():
+        with np.load(path / "predictions.npz", allow_pickle=False) as data:
+            preds = {k: data[k] for k in data.files}
+    return LoadedRun(path, config, json.loads((path / "report.json").read_text()), split, models, dataset, preds)
+

@@ -1,0 +1,21 @@
+"""Unlearning methods behind one registry. Adding a method is one file and one line here."""
+from __future__ import annotations
+
+from .base import Env, Method, Problem, random_wrong_labels
+from .finetune import FineTune
+from .neggrad import NegGradPlus
+from .random_label import RandomLabel
+from .retrain import Retrain
+from .tmu import TMU
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Retrain, FineTune, NegGradPlus, RandomLabel, TMU)}
+
+
+def get_method(name: str, **params) -> Method:
+    """An instance of the registered method `name` with hyper-parameter overrides `params`."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid methods: {sorted(METHODS)}")
+    return METHODS[name](**params)
+
+
+__all__ = ["METHODS", "Env", "Method", "Problem", "get_method", "random_wrong_labels"]

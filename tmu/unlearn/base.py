@@ -1,0 +1,83 @@
+"""The interface every unlearning method shares: (original model, problem, env) -> unlearned model.
+
+A method is a class whose `__init__` only stores hyper-parameters (unknown names are errors) and
+whose `unlearn` returns a new model, never mutating the original. `grid` is its twin-tuning search
+space (method spec §6): small, and chosen on the twin problem only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..training import Part, Progress, fit
+from ..models import clone_model
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unlearning request over a pool: forget these ids, keep these.
+
+    easy: for methods that use the generalization-label predictor (TMU), the predicted-easy mask
+    over `forget`; None otherwise.
+    """
+    x: torch.Tensor
+    labels: np.ndarray
+    retain: np.ndarray
+    forget: np.ndarray
+    num_classes: int
+    easy: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Env:
+    """Where and how to run: device, seed, a factory for a fresh network, a progress callback."""
+    device: torch.device
+    seed: int
+    build: Callable[[], nn.Module]
+    progress: Progress | None = None
+
+
+def random_wrong_labels(labels: np.ndarray, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """A label drawn uniformly from the classes other than each true label."""
+    shift = rng.integers(1, num_classes, size=len(labels))
+    return (labels + shift) % num_classes
+
+
+class Method:
+    """Base class: subclasses set `name`, `description`, `defaults`, `grid`, and `_unlearn`."""
+    name: ClassVar[str]
+    description: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    grid: ClassVar[dict[str, list]] = {}
+    needs_predictor: ClassVar[bool] = False
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"unknown hyper-parameter(s) {unknown} for method {self.name!r}; "
+                             f"valid: {sorted(self.defaults)}")
+        self.params = {**self.defaults, **params}
+
+    def unlearn(self, original: nn.Module, problem: Problem, env: Env) -> nn.Module:
+        """A new model unlearned from `original` (left untouched)."""
+        if self.needs_predictor and problem.easy is None:
+            raise ValueError(f"method {self.name!r} needs the predicted easy mask (problem.easy)")
+        return self._unlearn(original, problem, env)
+
+    def _unlearn(self, original: nn.Module, problem: Problem, env: Env) -> nn.Module:
+        raise NotImplementedError
+
+    def _finetune(self, original: nn.Module, problem: Problem, parts: list[Part], env: Env) -> nn.Module:
+        """Fine-tune a copy of `original` on `parts` with SGD (momentum 0.9, wd 5e-4), constant lr."""
+        cfg = TrainConfig(epochs=int(self.params["epochs"]), lr=float(self.params["lr"]),
+                          batch_size=int(self.params.get("batch_size", 64)), schedule="constant")
+        return fit(clone_model(original), problem.x, parts, cfg, device=env.device, seed=env.seed,
+                   progress=env.progress)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
