@@ -48,7 +48,7 @@ class TwinConfig:
     min_size: int = 500
     max_epochs: int = 10
     fit_margin: float = 0.005
-    lr: float = 0.02
+    lr: float = 0.05
     retain_per_forget: float = 1.0
     curriculum_epochs: int = 1
     curriculum_lr: float = 0.05
@@ -69,7 +69,7 @@ class PredictorConfig:
     kind: str = "mlp"        # a key of tmu.predictor.PREDICTORS
     rule: str = "rate"       # "rate" (rate-matched) or "threshold" (p(easy) >= 0.5)
     folds: int = 5           # out-of-fold predictions on H_f, used to twin-tune the unlearning
-    epochs: int = 300
+    epochs: int = 200
     lr: float = 0.01
 
 

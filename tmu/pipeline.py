@@ -22,7 +22,7 @@ from .config import RunConfig, to_dict
 from .data import Pool, load_dataset
 from .features import FeatureContext, compute_features
 from .models import build_model, resolve_device
-from .splits import Splits, make_splits
+from .splits import Splits, make_splits, split_pool
 from .training import Progress, predict, train_from_scratch
 from .twin import FittedPredictor, fit_predictor, select_twin_forget, train_curriculum, train_twin_model
 from .tuning import twin_tune
@@ -92,18 +92,8 @@ class Run:
         return lambda frac: self.progress(name, frac)
 
     def cached(self, key: str, label: str, train: Callable[[], nn.Module], extra: dict | None = None) -> nn.Module:
-        """Load model `key` from the store, or train it, time it and store it."""
-        if self.store.has_model(key):
-            model, meta = self.store.load_model(key, self.build())
-            logger.info("reusing stored %s model (key %s)", label, key)
-            meta["cached"] = True
-        else:
-            start = time.perf_counter()
-            model = train()
-            meta = {"seconds": time.perf_counter() - start, "label": label, **(extra or {})}
-            self.store.save_model(key, model, meta)
-            meta["cached"] = False
-        self.meta[label] = meta
+        """Load model `key` from the store, or train, time and store it; metadata in self.meta."""
+        model, self.meta[label] = cached_model(self.store, key, label, self.build, train, extra)
         return model.to(self.device).eval()
 
     def problem(self, easy: np.ndarray | None = None) -> Problem:
@@ -114,9 +104,51 @@ class Run:
         return Env(self.device, seed, self.build, progress)
 
 
-def base_key(run: Run) -> str:
-    c = run.cfg
+def cached_model(store: Store, key: str, label: str, build: Callable[[], nn.Module],
+                 train: Callable[[], nn.Module], extra: dict | None = None) -> tuple[nn.Module, dict]:
+    """Load model `key` from `store` into `build()`, or train it, time it and store it.
+    Returns (model, metadata with 'seconds' and 'cached')."""
+    if store.has_model(key):
+        model, meta = store.load_model(key, build())
+        logger.info("reusing stored %s model (key %s)", label, key)
+        return model, {**meta, "cached": True}
+    start = time.perf_counter()
+    model = train()
+    meta = {"seconds": time.perf_counter() - start, "label": label, **(extra or {})}
+    store.save_model(key, model, meta)
+    return model, {**meta, "cached": False}
+
+
+def base_key(run: Run | RunConfig) -> str:
+    """The store key of the original model: it depends on the data, split, seed, model and recipe
+    only, never on the forget set."""
+    c = run.cfg if isinstance(run, Run) else run
     return config_key("original", c.dataset, c.data_root, to_dict(c.split), c.seed, c.model, to_dict(c.train))
+
+
+@dataclass(frozen=True)
+class Original:
+    """The original model with its pool and D / H / T split (no forget set needed)."""
+    model: nn.Module
+    pool: Pool
+    train: np.ndarray
+    holdout: np.ndarray
+    test: np.ndarray
+    device: torch.device
+    meta: dict
+
+
+def original_model(cfg: RunConfig, *, store: Store | None = None, progress: Progress | None = None) -> Original:
+    """Load or train M_o alone, e.g. to embed the training set before a forget set is chosen.
+    Shares the store key with `execute`, so a later run reuses it."""
+    pool = load_dataset(cfg.dataset, cfg.data_root)
+    device = resolve_device(cfg.device)
+    train, hold, test = split_pool(len(pool), cfg.split.holdout, cfg.split.test, cfg.seed, pool.official_test)
+    x = pool.x.to(device) if pool.x.element_size() * pool.x.nelement() < GPU_RESIDENT_BYTES else pool.x
+    build = lambda: build_model(cfg.model, pool.in_channels, pool.num_classes)  # noqa: E731
+    model, meta = cached_model(store or Store(), base_key(cfg), "original", build, lambda: train_from_scratch(
+        build, x, pool.y.numpy(), train, cfg.train, device=device, seed=cfg.seed, progress=progress))
+    return Original(model.to(device).eval(), pool, train, hold, test, device, meta)
 
 
 def train_original_and_golds(run: Run) -> None:

@@ -1,6 +1,8 @@
 """AF: how far a small L-inf PGD attack moves the prediction (method spec §4)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,12 +23,14 @@ def adversarial_feature(ctx: FeatureContext, batch_size: int = 512) -> np.ndarra
     out = []
     for s in range(0, len(ctx.query), batch_size):
         ids = torch.as_tensor(ctx.query[s:s + batch_size], dtype=torch.long)
-        inputs = ctx.x[ids.to(ctx.x.device)].to(ctx.device).requires_grad_(True)
+        inputs = ctx.x[ids.to(ctx.x.device)].to(ctx.device)
         target = torch.as_tensor(ctx.labels[ids.numpy()], device=ctx.device)
-        adv = pgd.perturb(inputs, radius=cfg.pgd_eps, step_size=cfg.pgd_eps / 3,
-                          step_num=cfg.pgd_steps, target=target, norm="Linf")
+        with warnings.catch_warnings():  # captum warns that it set requires_grad itself
+            warnings.simplefilter("ignore", UserWarning)
+            adv = pgd.perturb(inputs, radius=cfg.pgd_eps, step_size=cfg.pgd_eps / 3,
+                              step_num=cfg.pgd_steps, target=target, norm="Linf")
         with torch.no_grad():
-            p_log = F.log_softmax(model(inputs.detach()), dim=1)
+            p_log = F.log_softmax(model(inputs), dim=1)
             q_log = F.log_softmax(model(adv), dim=1)
             out.append((p_log.exp() * (p_log - q_log)).sum(dim=1).clamp_min(0).cpu())
     return torch.cat(out).numpy().astype(np.float64) if out else np.empty(0)

@@ -3,32 +3,53 @@ Machine Unlearning", arXiv 2501.08615).
 
 Starting from M_o, fine-tune on: a fresh random subset of D_r each epoch (true labels); the
 predicted-easy forget samples with true labels and Gaussian input noise (kept right by
-generalization, not memorisation); the predicted-hard forget samples with a random wrong label
-each, oversampled because they are few and one pass does not flip them.
+generalization, not memorisation); the predicted-hard forget samples with a wrong label each,
+oversampled because they are few and one pass does not flip them.
+
+The wrong label is, by `hard_label`: "random" (uniform over the other classes, the paper's
+choice) or "runner_up" (the original model's most probable wrong class: a gold model that gets a
+hard sample wrong tends to pick the confusable class, so this raises agreement with it). The
+twin-tuning grid lets the twin problem choose between them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..training import Part
+from ..training import Part, predict
 from .base import Method, random_wrong_labels
+
+
+def runner_up_labels(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The most probable class other than the true one, per row of `probs` (n, K)."""
+    masked = probs.copy()
+    masked[np.arange(len(labels)), labels] = -np.inf
+    return masked.argmax(1)
 
 
 class TMU(Method):
     name = "tmu"
     description = ("Twin Machine Unlearning: keep predicted-easy forget samples right (with noise), "
                    "flip predicted-hard ones, chosen by a predictor learnt on a twin problem.")
-    defaults = {"epochs": 4, "lr": 0.01, "sigma": 0.1, "oversample": 8, "retain_ratio": 3.0}
-    grid = {"epochs": [3, 5], "oversample": [4, 10]}
+    defaults = {"epochs": 3, "lr": 0.01, "sigma": 0.1, "oversample": 8, "retain_ratio": 2.0,
+                "hard_label": "runner_up"}
+    grid = {"oversample": [4, 10], "hard_label": ["random", "runner_up"]}
     needs_predictor = True
 
+    def _wrong_labels(self, original, problem, hard, env) -> np.ndarray:
+        truth = problem.labels[hard]
+        if self.params["hard_label"] == "random":
+            return random_wrong_labels(truth, problem.num_classes, np.random.default_rng([env.seed, 0x7A]))
+        if self.params["hard_label"] == "runner_up":
+            return runner_up_labels(predict(original, problem.x, hard, device=env.device), truth)
+        raise ValueError(f"unknown hard_label {self.params['hard_label']!r}; valid: ['random', 'runner_up']")
+
     def _unlearn(self, original, problem, env):
-        p, rng = self.params, np.random.default_rng([env.seed, 0x7A])
+        p = self.params
         easy = np.asarray(problem.easy, dtype=bool)
         f_easy, f_hard, r = problem.forget[easy], problem.forget[~easy], problem.retain
-        wrong = random_wrong_labels(problem.labels[f_hard], problem.num_classes, rng)
         n_retain = min(len(r), int(p["retain_ratio"] * len(problem.forget)))
         parts = [Part(r, problem.labels[r], per_epoch=n_retain),
                  Part(f_easy, problem.labels[f_easy], noise=float(p["sigma"])),
-                 Part(f_hard, wrong, per_epoch=int(p["oversample"]) * len(f_hard))]
+                 Part(f_hard, self._wrong_labels(original, problem, f_hard, env),
+                      per_epoch=int(p["oversample"]) * len(f_hard))]
         return self._finetune(original, problem, parts, env)
