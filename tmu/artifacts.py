@@ -30,12 +30,19 @@ def config_key(*parts: Any) -> str:
     """A stable 16-hex-digit hash of JSON-serialisable parts (numpy arrays hashed by content)."""
     h = hashlib.sha256()
     for part in parts:
-        if isinstance(part, np.ndarray):
+        if isinstance(part, np.ndarray) and part.dtype.kind in "biu":  # ids and masks
             h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+        elif isinstance(part, np.ndarray):  # casting floats to int64 would merge 0.1 and 0.2
+            h.update(f"{part.dtype.str}{part.shape}".encode() + np.ascontiguousarray(part).tobytes())
         else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+            h.update(json.dumps(part, sort_keys=True, default=_json_default).encode())
         h.update(b"|")
     return h.hexdigest()[:16]
+
+
+def _json_default(obj: Any) -> Any:
+    # str() of a large numpy array elides its middle ("..."), so two arrays would share a key.
+    return obj.tolist() if isinstance(obj, np.ndarray) else str(obj)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

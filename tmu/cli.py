@@ -97,11 +97,12 @@ def summary_table(report: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import execute, plan_stages
+    from .pipeline import execute, plan_stages, validate
     from .report import build_report, model_probs
     from .runs import write_run
 
     cfg = config_from_args(args)
+    validate(cfg)
     out = Path(args.out) if args.out else default_out(cfg)
     bar = StageBar(plan_stages(cfg), disable=args.quiet)
     try:

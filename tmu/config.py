@@ -68,7 +68,7 @@ class PredictorConfig:
     """The generalization-label predictor (method spec §5)."""
     kind: str = "mlp"        # a key of tmu.predictor.PREDICTORS
     rule: str = "rate"       # "rate" (rate-matched) or "threshold" (p(easy) >= 0.5)
-    folds: int = 5           # out-of-fold predictions on H_f, used to twin-tune the unlearning
+    folds: int = 3           # out-of-fold predictions on H_f, used to twin-tune the unlearning
     epochs: int = 200
     lr: float = 0.01
 

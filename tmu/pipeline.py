@@ -23,7 +23,7 @@ from .data import Pool, load_dataset
 from .features import FeatureContext, compute_features
 from .models import build_model, resolve_device
 from .splits import Splits, make_splits, split_pool
-from .training import Progress, predict, train_from_scratch
+from .training import Progress, embed, predict, train_from_scratch
 from .twin import FittedPredictor, fit_predictor, select_twin_forget, train_curriculum, train_twin_model
 from .tuning import twin_tune
 from .unlearn import METHODS, Env, Problem, get_method
@@ -61,6 +61,9 @@ def validate(cfg: RunConfig) -> None:
         raise ValueError("no method to run; pass at least one with --methods")
     if cfg.gold_seeds < 1:
         raise ValueError(f"gold_seeds={cfg.gold_seeds} must be at least 1")
+    if cfg.twin.max_epochs < 1 or cfg.train.epochs < 1:
+        raise ValueError(f"train.epochs={cfg.train.epochs} and twin.max_epochs={cfg.twin.max_epochs} "
+                         "must be at least 1")
     for name, params in cfg.method_params.items():
         get_method(name, **params)  # raises on unknown names and hyper-parameters
 
@@ -192,6 +195,7 @@ def prepare_twin(run: Run) -> None:
         arrays["seconds"] = np.array(time.perf_counter() - start)
         run.store.save_arrays(fkey, **arrays)
     report(0.9)
+    train_embedding(run)
     start = time.perf_counter()
     fitted = fit_predictor(arrays["features"], arrays["g"], c.predictor, c.seed)
     fit_seconds = time.perf_counter() - start
@@ -202,7 +206,7 @@ def prepare_twin(run: Run) -> None:
     # The reusable twin preparation shared by all methods, from each part's measured (possibly
     # stored) time; a method's own twin-tuning time is added to it in its report entry.
     run.extras["twin_seconds"] = (run.meta["twin"]["seconds"] + run.meta["curriculum"]["seconds"]
-                                  + float(arrays["seconds"]) + fit_seconds)
+                                  + float(arrays["seconds"]) + fit_seconds + run.extras["train_embedding_seconds"])
 
 
 def tune_methods(run: Run, fitted: FittedPredictor) -> None:
@@ -227,11 +231,26 @@ def tune_methods(run: Run, fitted: FittedPredictor) -> None:
     run.extras["tuning"] = chosen
 
 
+def train_embedding(run: Run) -> np.ndarray:
+    """M_o's penultimate embedding of every training sample, computed once per original model."""
+    key = config_key("train-embedding", base_key(run))
+    cached = run.store.load_arrays(key)
+    if cached is None:
+        start = time.perf_counter()
+        cached = {"embedding": embed(run.models["original"], run.x, run.splits.train, device=run.device)}
+        cached["seconds"] = np.array(time.perf_counter() - start)
+        run.store.save_arrays(key, **cached)
+    run.extras["train_embedding_seconds"] = float(cached["seconds"])
+    return cached["embedding"]
+
+
 def forget_easy_mask(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(raw features, p(easy), easy mask) of the real forget set, under M_o with reference D_r."""
     c, s = run.cfg, run.splits
+    train_emb = train_embedding(run)
     ctx = FeatureContext(run.models["original"], run.extras["curriculum"], run.x, run.labels,
-                         s.forget, s.retain, run.device, c.features)
+                         s.forget, s.retain, run.device, c.features,
+                         reference_embedding=train_emb[np.searchsorted(s.train, s.retain)])
     feats = compute_features(ctx, c.features.features)
     proba, easy = run.extras["fitted"].predict(feats)
     return feats, proba, easy

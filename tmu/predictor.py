@@ -51,6 +51,7 @@ class LogisticPredictor:
 
     def fit(self, X: np.ndarray, g: np.ndarray) -> "LogisticPredictor":
         self.model_ = LogisticRegression(class_weight="balanced", random_state=self.seed)
+        self.__dict__.pop("constant_", None)  # a refit must not keep an earlier one-class fit
         if len(np.unique(g)) < 2:
             self.constant_ = float(g[0]) if len(g) else 1.0
         else:

@@ -119,9 +119,11 @@ def embed(model: nn.Module, x: torch.Tensor, ids: np.ndarray, *, device: torch.d
 def _batched(fn, model, x, ids, device, batch_size) -> np.ndarray:
     model.to(device).eval()
     ids_t = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    # An empty id set still runs one (empty) batch, so the result keeps its (0, K) / (0, D) shape
+    # (e.g. TMU's runner-up labels of an empty predicted-hard set).
     outs = [fn(x[ids_t[s:s + batch_size].to(x.device)].to(device)).float().cpu()
-            for s in range(0, len(ids_t), batch_size)]
-    return torch.cat(outs).numpy() if outs else np.empty((0, 0), np.float32)
+            for s in range(0, max(len(ids_t), 1), batch_size)]
+    return torch.cat(outs).numpy()
 
 
 def train_from_scratch(build: Callable[[], nn.Module], x: torch.Tensor, y: np.ndarray,

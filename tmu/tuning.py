@@ -15,9 +15,14 @@ from .unlearn import Env, Problem, get_method
 
 logger = logging.getLogger(__name__)
 
+RETAIN_CHECK = 1000  # retain samples on which each trial's accuracy loss is measured
 
-def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in a stable order ([{}] for an empty grid)."""
+
+def grid_points(grid: dict[str, list] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points of a search space: an explicit list as given, or every combination of a dict
+    of value lists in a stable order ([{}] for an empty dict)."""
+    if isinstance(grid, list):
+        return [dict(p) for p in grid]
     keys = sorted(grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
@@ -29,20 +34,20 @@ def twin_score(probs_u: np.ndarray, probs_gold: np.ndarray, y: np.ndarray, retai
     return delta + (1.0 - agreement(probs_u, probs_gold)) + max(0.0, retain_drop)
 
 
-def twin_tune(name: str, base: dict[str, Any], grid: dict[str, list], twin_model: nn.Module,
+def twin_tune(name: str, base: dict[str, Any], grid: dict[str, list] | list[dict], twin_model: nn.Module,
               problem: Problem, gold_probs: np.ndarray, env: Env) -> tuple[dict[str, Any], list[dict]]:
     """Run method `name` from M_t on the twin problem for each grid point; return the best
     hyper-parameters (merged over `base`) and one row per trial (params, delta, agreement, score)."""
     y_f = problem.labels[problem.forget]
-    ref_retain = accuracy(predict(twin_model, problem.x, problem.retain, device=env.device),
-                          problem.labels[problem.retain])
+    rng = np.random.default_rng([env.seed, 0x70])
+    check = np.sort(rng.choice(problem.retain, size=min(len(problem.retain), RETAIN_CHECK), replace=False))
+    ref_retain = accuracy(predict(twin_model, problem.x, check, device=env.device), problem.labels[check])
     trials = []
     for point in grid_points(grid):
         params = {**base, **point}
         model = get_method(name, **params).unlearn(twin_model, problem, env)
         probs = predict(model, problem.x, problem.forget, device=env.device)
-        retain_acc = accuracy(predict(model, problem.x, problem.retain, device=env.device),
-                              problem.labels[problem.retain])
+        retain_acc = accuracy(predict(model, problem.x, check, device=env.device), problem.labels[check])
         trials.append({"params": params, "delta_forget": abs(accuracy(probs, y_f) - accuracy(gold_probs, y_f)),
                        "agreement_forget": agreement(probs, gold_probs), "retain_acc": retain_acc,
                        "score": twin_score(probs, gold_probs, y_f, ref_retain - retain_acc)})

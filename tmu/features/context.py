@@ -13,7 +13,9 @@ from ..config import FeatureConfig
 @dataclass(frozen=True)
 class FeatureContext:
     """query: the forget ids to describe; reference: the retained training ids of the same model
-    (D_r for M_o, D for M_t); curriculum: the curriculum model M_c; labels: (N,) true classes."""
+    (D_r for M_o, D for M_t); curriculum: the curriculum model M_c; labels: (N,) true classes.
+    reference_embedding saves re-embedding the reference set on every request (it only depends
+    on the model, so the pipeline computes it once per original model)."""
     model: nn.Module
     curriculum: nn.Module
     x: torch.Tensor
@@ -22,3 +24,4 @@ class FeatureContext:
     reference: np.ndarray
     device: torch.device
     config: FeatureConfig = FeatureConfig()
+    reference_embedding: np.ndarray | None = None  # model.embed of `reference`, when already known

@@ -28,5 +28,7 @@ def knn_class_distance(query_emb: np.ndarray, query_labels: np.ndarray, ref_emb:
 def distance_feature(ctx: FeatureContext) -> np.ndarray:
     """DF: far from the k nearest retained samples of its own class = hard."""
     q = embed(ctx.model, ctx.x, ctx.query, device=ctx.device)
-    r = embed(ctx.model, ctx.x, ctx.reference, device=ctx.device)
+    r = ctx.reference_embedding
+    if r is None:
+        r = embed(ctx.model, ctx.x, ctx.reference, device=ctx.device)
     return knn_class_distance(q, ctx.labels[ctx.query], r, ctx.labels[ctx.reference], ctx.config.k)

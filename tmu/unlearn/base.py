@@ -2,7 +2,8 @@
 
 A method is a class whose `__init__` only stores hyper-parameters (unknown names are errors) and
 whose `unlearn` returns a new model, never mutating the original. `grid` is its twin-tuning search
-space (method spec §6): small, and chosen on the twin problem only.
+space (method spec §6): small, and chosen on the twin problem only; either a dict of value lists
+(every combination is tried) or an explicit list of points.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Method:
     name: ClassVar[str]
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
-    grid: ClassVar[dict[str, list]] = {}
+    grid: ClassVar[dict[str, list] | list[dict[str, Any]]] = {}
     needs_predictor: ClassVar[bool] = False
 
     def __init__(self, **params: Any):

@@ -30,9 +30,12 @@ class TMU(Method):
     name = "tmu"
     description = ("Twin Machine Unlearning: keep predicted-easy forget samples right (with noise), "
                    "flip predicted-hard ones, chosen by a predictor learnt on a twin problem.")
-    defaults = {"epochs": 3, "lr": 0.01, "sigma": 0.1, "oversample": 8, "retain_ratio": 2.0,
+    defaults = {"epochs": 3, "lr": 0.01, "sigma": 0.1, "oversample": 4, "retain_ratio": 2.0,
                 "hard_label": "runner_up"}
-    grid = {"oversample": [4, 10], "hard_label": ["random", "runner_up"]}
+    # Explicit points rather than a full product, to keep twin-tuning cheap; oversample 0 lets the
+    # twin decide that flipping does more harm than good (a weak predictor, a tiny forget set).
+    grid = [{"oversample": 0}, {"oversample": 4, "hard_label": "runner_up"},
+            {"oversample": 10, "hard_label": "runner_up"}, {"oversample": 4, "hard_label": "random"}]
     needs_predictor = True
 
     def _wrong_labels(self, original, problem, hard, env) -> np.ndarray:
@@ -48,7 +51,11 @@ class TMU(Method):
         easy = np.asarray(problem.easy, dtype=bool)
         f_easy, f_hard, r = problem.forget[easy], problem.forget[~easy], problem.retain
         n_retain = min(len(r), int(p["retain_ratio"] * len(problem.forget)))
-        parts = [Part(r, problem.labels[r], per_epoch=n_retain),
+        # Half the retain draw comes from the forget set's own classes: wrong labels on a few
+        # samples of a class must not spread to the whole class (sub-class forgetting).
+        r_same = r[np.isin(problem.labels[r], problem.labels[problem.forget])]
+        parts = [Part(r, problem.labels[r], per_epoch=n_retain - n_retain // 2),
+                 Part(r_same, problem.labels[r_same], per_epoch=n_retain // 2 if len(r_same) else 0),
                  Part(f_easy, problem.labels[f_easy], noise=float(p["sigma"])),
                  Part(f_hard, self._wrong_labels(original, problem, f_hard, env),
                       per_epoch=int(p["oversample"]) * len(f_hard))]

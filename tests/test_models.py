@@ -1,0 +1,78 @@
+"""Tests for tmu.models: the model registry (shapes, embed + head == forward) and device resolution."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tmu.models import MODELS, DeviceError, build_model, clone_model, device_label, resolve_device
+
+SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
+CASES = [(name, shape) for name in sorted(MODELS) for shape in SHAPES
+         if name != "resnet18" or shape == (3, 32, 32)]  # resnet18 is the CIFAR model
+
+
+@pytest.mark.parametrize("name,shape", CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+def test_every_model_builds_and_embed_plus_head_is_forward(name, shape):
+    model = build_model(name, shape[0], 7, seed=0).eval()
+    x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out, emb = model(x), model.embed(x)
+        assert out.shape == (2, 7)
+        assert emb.ndim == 2 and emb.shape[0] == 2
+        assert torch.allclose(model.head(emb), out, atol=1e-6)
+    assert isinstance(model.head, torch.nn.Linear) and model.head.out_features == 7
+    assert isinstance(model.cam_layer, torch.nn.Module)
+
+
+def test_build_model_is_seeded():
+    a, b, c = build_model("cnn", 1, 10, seed=3), build_model("cnn", 1, 10, seed=3), build_model("cnn", 1, 10, seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match=r"unknown model 'vgg'; valid models: \['cnn', 'resnet18'\]"):
+        build_model("vgg", 1, 10)
+
+
+def test_clone_model_has_its_own_parameters():
+    model = build_model("cnn", 1, 10, seed=0)
+    copy = clone_model(model)
+    with torch.no_grad():
+        next(copy.parameters()).add_(1.0)
+    assert not torch.equal(next(copy.parameters()), next(model.parameters()))
+
+
+# ----------------------------------------------------------------------------- devices
+
+def test_cpu_and_auto_without_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device() == torch.device("cpu")
+    assert device_label(torch.device("cpu")) == "CPU"
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_cuda_without_gpu_is_a_device_error(monkeypatch, name):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match=rf"device '{name}' was asked for but this machine has no CUDA GPU"):
+        resolve_device(name)
+
+
+def test_cuda_index_beyond_the_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DeviceError, match=r"device 'cuda:3' does not exist; this machine has 1 GPU"):
+        resolve_device("cuda:3")
+
+
+@pytest.mark.parametrize("name,message", [("cuda:x", "is malformed"), ("cuda:", "is malformed"),
+                                          ("tpu", "unknown device 'tpu'"), ("CPU", "unknown device 'CPU'")])
+def test_malformed_device(name, message):
+    with pytest.raises(DeviceError, match=message):
+        resolve_device(name)
+
+
+def test_device_error_is_a_value_error():
+    assert issubclass(DeviceError, ValueError)
