@@ -128,7 +128,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import run_benchmark
     run_benchmark(dataset=args.dataset, settings=args.settings.split(","), seeds=args.seeds,
-                  methods=tuple(args.methods.split(",")), out=Path(args.out), store=Store(args.store),
+                  methods=tuple(args.methods.split(",")), out=Path(args.out),
+                  store=Store(args.store) if args.store else None,
                   device=args.device, gold_seeds=args.gold_seeds)
     print(f"wrote {args.out}")
     return 0
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default=",".join(RunConfig.methods))
     b.add_argument("--gold-seeds", type=int, default=3)
     b.add_argument("--device", default="auto")
-    b.add_argument("--store", help="run store root (default $TMU_HOME or ./runs)")
+    b.add_argument("--store", help="share one run store (default: a fresh one per run, so times are honest)")
     b.add_argument("--out", default="docs/benchmarks.md")
     b.set_defaults(func=cmd_benchmark)
     return p
