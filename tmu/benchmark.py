@@ -57,7 +57,8 @@ def fmt(values: list[float]) -> str:
     return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}"
 
 
-def setting_table(setting: str, reports: list[dict], methods: tuple[str, ...]) -> list[str]:
+def setting_table(setting: str, reports: list[dict]) -> list[str]:
+    methods = reports[0]["methods"]
     rows = {"original (no unlearning)": [method_row_original(r) for r in reports],
             **{m: [method_row(r, m) for r in reports] for m in methods},
             "gold vs gold (noise floor)": [floor_row(r) for r in reports]}
@@ -94,7 +95,7 @@ def run_benchmark(*, dataset: str, settings: list[str], seeds: int, methods: tup
                 run = execute(cfg, store=store or Store(tmp))
                 reports.append(build_report(run))
             logger.info("benchmark %s seed %d done", setting, seed)
-        sections += setting_table(setting, reports, methods)
+        sections += setting_table(setting, reports)
     text = "\n".join([f"## `{dataset}`: {', '.join(settings)}", "",
                       f"Command: `python -m tmu {' '.join(sys.argv[1:]) if sys.argv[1:] else 'benchmark'}`  ",
                       f"Machine: {machine()}  ",

@@ -43,6 +43,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     values = parse_overrides(args.set or [])
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if args.twin_tune:
+        values["twin_tune"] = methods if args.twin_tune == "all" else tuple(args.twin_tune.split(","))
     values.update(dataset=args.dataset, forget=args.forget, seed=args.seed, methods=methods,
                   gold_seeds=args.gold_seeds, model=args.model, device=args.device, data_root=args.data_root)
     return from_dict(RunConfig, values)
@@ -79,16 +81,16 @@ class StageBar:
 def summary_table(report: dict) -> str:
     """A short fixed-width table of the headline figures."""
     m, rows = report["models"], []
-    head = f"{'model':<14}{'acc_f':>7}{'acc_test':>9}{'|Δ_f|':>7}{'agree':>7}{'MIA_f':>7}{'sec':>8}{'ratio':>7}"
+    head = f"{'model':<18}{'acc_f':>7}{'acc_test':>9}{'|Δ_f|':>7}{'agree':>7}{'MIA_f':>7}{'sec':>8}{'ratio':>7}"
     for name, e in [("original", m["original"]), *[(f"gold_{i}", g) for i, g in enumerate(m["gold"])],
-                    *[(k, m[k]) for k in report["config"]["methods"]]]:
+                    *[(k, m[k]) for k in report["methods"]]]:
         vs = e.get("vs_gold", {})
-        rows.append(f"{name:<14}{e['acc']['forget']:>7.3f}{e['acc']['test']:>9.3f}"
+        rows.append(f"{name:<18}{e['acc']['forget']:>7.3f}{e['acc']['test']:>9.3f}"
                     f"{vs.get('delta_forget', float('nan')):>7.3f}{vs.get('agreement_forget', float('nan')):>7.3f}"
                     f"{e['mia']['forget_member_rate']:>7.3f}{e['seconds']:>8.1f}"
                     f"{e.get('retrain_time_ratio', float('nan')):>7.2f}")
     floor = report.get("noise_floor") or {}
-    rows.append(f"{'gold-vs-gold':<14}{'':>7}{'':>9}{floor.get('delta_forget', float('nan')):>7.3f}"
+    rows.append(f"{'gold-vs-gold':<18}{'':>7}{'':>9}{floor.get('delta_forget', float('nan')):>7.3f}"
                 f"{floor.get('agreement_forget', float('nan')):>7.3f}")
     if "tmu" in m and "prep_seconds" in m["tmu"]:
         rows.append(f"tmu twin preparation: {m['tmu']['prep_seconds']:.1f} s "
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--methods", default=",".join(RunConfig.methods), help=f"comma list of {sorted(METHODS)}")
     r.add_argument("--gold-seeds", type=int, default=3, help="gold (retrained) models, for the noise floor")
+    r.add_argument("--twin-tune", metavar="all|M1,M2", help="also run these methods with hyper-parameters "
+                   "chosen on the twin problem (reported as NAME+twin); TMU is always twin-tuned")
     r.add_argument("--model", default="cnn", help="cnn (default) or resnet18")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--out", help="run folder (default runs/out/DATASET-FORGET-sSEED)")

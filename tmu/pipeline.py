@@ -36,15 +36,35 @@ StageProgress = Callable[[str, float], None]
 GPU_RESIDENT_BYTES = 2 << 30  # pools smaller than this live on the training device
 
 
+TUNED_SUFFIX = "+twin"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One unlearned model of a run: its report name, its method, and whether its
+    hyper-parameters are chosen on the twin problem (else the method's documented defaults)."""
+    name: str
+    method: str
+    tuned: bool
+
+
+def method_entries(cfg: RunConfig) -> list[Entry]:
+    """Every method with its default hyper-parameters (TMU: always twin-tuned, as the method
+    prescribes), then a twin-tuned variant `NAME+twin` of each method listed in cfg.twin_tune."""
+    entries = [Entry(m, m, METHODS[m].tuned_by_default) for m in cfg.methods]
+    return entries + [Entry(m + TUNED_SUFFIX, m, True) for m in cfg.methods
+                      if m in cfg.twin_tune and not METHODS[m].tuned_by_default and METHODS[m].grid]
+
+
 def plan_stages(cfg: RunConfig) -> list[str]:
     """The stage names a run reports progress for, in order."""
     golds = [f"gold {k + 1}/{cfg.gold_seeds}" for k in range(cfg.gold_seeds)]
     twin = ["twin"] if needs_twin(cfg) else []
-    return ["original", *golds, *twin, *cfg.methods, "evaluate"]
+    return ["original", *golds, *twin, *(e.name for e in method_entries(cfg)), "evaluate"]
 
 
 def needs_twin(cfg: RunConfig) -> bool:
-    return any(METHODS[m].needs_predictor or m in cfg.twin_tune for m in cfg.methods)
+    return any(METHODS[e.method].needs_predictor or e.tuned for e in method_entries(cfg))
 
 
 def gold_seed(seed: int, k: int) -> int:
@@ -59,6 +79,9 @@ def validate(cfg: RunConfig) -> None:
         raise ValueError(f"unknown method(s) {unknown}; valid methods: {sorted(METHODS)}")
     if not cfg.methods:
         raise ValueError("no method to run; pass at least one with --methods")
+    unknown = [m for m in cfg.twin_tune if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown} in twin_tune; valid methods: {sorted(METHODS)}")
     if cfg.gold_seeds < 1:
         raise ValueError(f"gold_seeds={cfg.gold_seeds} must be at least 1")
     if cfg.twin.max_epochs < 1 or cfg.train.epochs < 1:
@@ -210,12 +233,12 @@ def prepare_twin(run: Run) -> None:
 
 
 def tune_methods(run: Run, fitted: FittedPredictor) -> None:
-    """Twin-tune every requested method listed in cfg.twin_tune; chosen params in run.extras."""
+    """Twin-tune every method that has a tuned entry; chosen params in run.extras['tuning']."""
     c, h_f = run.cfg, run.extras["twin_forget"]
     gold_probs = predict(run.models["original"], run.x, h_f, device=run.device)
     problem = Problem(run.x, run.labels, run.splits.train, h_f, run.pool.num_classes, fitted.oof_easy)
     chosen = {}
-    for name in (m for m in c.methods if m in c.twin_tune):
+    for name in dict.fromkeys(e.method for e in method_entries(c) if e.tuned):
         base = c.method_params.get(name, {})
         key = config_key("tune", run.extras["twin_key"], name, base, METHODS[name].grid, fitted.oof_easy, c.seed)
         result = run.store.load_json(key)
@@ -259,15 +282,16 @@ def forget_easy_mask(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def run_methods(run: Run) -> None:
     """Unlearn with every requested method (cached by everything that determines the result)."""
     c = run.cfg
-    for name in c.methods:
-        params = run.extras.get("tuning", {}).get(name, {}).get("params", c.method_params.get(name, {}))
-        method = get_method(name, **params)
+    for entry in method_entries(c):
+        name = entry.name
+        params = run.extras["tuning"][entry.method]["params"] if entry.tuned else c.method_params.get(name, {})
+        method = get_method(entry.method, **params)
         start, easy = time.perf_counter(), None
         if method.needs_predictor:
             feats, proba, easy = forget_easy_mask(run)
             run.extras.update(forget_features=feats, forget_proba=proba, forget_easy=easy)
         pre = time.perf_counter() - start
-        key = config_key("method", base_key(run), run.splits.forget, name, method.params, easy, c.seed)
+        key = config_key("method", base_key(run), run.splits.forget, entry.method, method.params, easy, c.seed)
         run.models[name] = run.cached(key, name, lambda: method.unlearn(
             run.models["original"], run.problem(easy), run.env(c.seed, run.stage(name))),
             extra={"params": method.params})

@@ -6,8 +6,9 @@ import numpy as np
 
 from . import evaluate as ev
 from .config import to_dict
-from .pipeline import Run
+from .pipeline import Run, method_entries
 from .training import predict
+from .unlearn import METHODS
 
 
 def model_probs(run: Run) -> dict[str, dict[str, np.ndarray]]:
@@ -32,15 +33,16 @@ def build_report(run: Run, probs: dict[str, dict[str, np.ndarray]] | None = None
 
     models = {"original": entry("original"),
               "gold": [entry(f"gold_{k}") for k in range(run.cfg.gold_seeds)]}
-    for name in run.cfg.methods:
+    for e in method_entries(run.cfg):
+        name = e.name
         out = entry(name)
-        out["params"] = run.meta[name]["params"]
+        out["method"], out["twin_tuned"], out["params"] = e.method, e.tuned, run.meta[name]["params"]
         out["vs_gold"] = ev.vs_golds(probs[name]["forget"], golds, y["forget"], k_cls)
         out["retrain_time_ratio"] = out["seconds"] / gold_seconds
-        tuned = run.extras.get("tuning", {}).get(name)
+        tuned = run.extras.get("tuning", {}).get(e.method) if e.tuned else None
         if tuned is not None:
             out["twin_tuning"] = {"chosen": tuned["params"], "trials": tuned["trials"], "seconds": tuned["seconds"]}
-        if "twin_seconds" in run.extras and name == "tmu":
+        if METHODS[e.method].needs_predictor:
             out["prep_seconds"] = run.extras["twin_seconds"] + (tuned or {}).get("seconds", 0.0)
             out["prep_retrain_time_ratio"] = out["prep_seconds"] / gold_seconds
         models[name] = out
@@ -51,6 +53,7 @@ def build_report(run: Run, probs: dict[str, dict[str, np.ndarray]] | None = None
                           "sizes": {"train": len(s.train), "holdout": len(s.holdout), "test": len(s.test),
                                     "forget": len(s.forget), "retain": len(s.retain)}},
               "device": str(run.device),
+              "methods": [e.name for e in method_entries(run.cfg)],
               "models": models,
               "noise_floor": ev.noise_floor(golds, y["forget"], k_cls),
               "gold_seconds": gold_seconds}

@@ -56,6 +56,7 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     grid: ClassVar[dict[str, list] | list[dict[str, Any]]] = {}
     needs_predictor: ClassVar[bool] = False
+    tuned_by_default: ClassVar[bool] = False  # its main entry uses twin-tuned hyper-parameters
 
     def __init__(self, **params: Any):
         unknown = sorted(set(params) - set(self.defaults))

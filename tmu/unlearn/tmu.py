@@ -37,6 +37,7 @@ class TMU(Method):
     grid = [{"oversample": 0}, {"oversample": 4, "hard_label": "runner_up"},
             {"oversample": 10, "hard_label": "runner_up"}, {"oversample": 4, "hard_label": "random"}]
     needs_predictor = True
+    tuned_by_default = True
 
     def _wrong_labels(self, original, problem, hard, env) -> np.ndarray:
         truth = problem.labels[hard]
