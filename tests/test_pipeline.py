@@ -56,3 +56,12 @@ def test_tmu_never_depends_on_the_gold_models(tmp_path):
     assert runs[0].extras["tuning"]["tmu"]["params"] == runs[1].extras["tuning"]["tmu"]["params"]
     a, b = (r.models["tmu"].state_dict() for r in runs)
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_whole_class_forget_samples_are_all_predicted_hard(tmp_path):
+    """No retained sample of the class: no retrained model can predict it, so TMU flips them all."""
+    run = execute(tiny_config(methods=["tmu"], forget="class:4", gold_seeds=1), store=Store(tmp_path))
+    assert len(run.extras["forget_easy"]) == len(run.splits.forget) > 0
+    assert not run.extras["forget_easy"].any()
+    assert (run.extras["forget_proba"] == 0).all()
+    assert build_report(run)["models"]["tmu"]["acc"]["forget"] < 0.2

@@ -129,10 +129,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import run_benchmark
-    run_benchmark(dataset=args.dataset, settings=args.settings.split(","), seeds=args.seeds,
-                  methods=tuple(args.methods.split(",")), out=Path(args.out),
-                  store=Store(args.store) if args.store else None,
-                  device=args.device, gold_seeds=args.gold_seeds)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    twin = methods if args.twin_tune == "all" else tuple(m for m in (args.twin_tune or "").split(",") if m)
+    run_benchmark(datasets=args.dataset.split(","), settings=args.settings.split(","), seeds=args.seeds,
+                  methods=methods, out=Path(args.out), store=Store(args.store) if args.store else None,
+                  device=args.device, gold_seeds=args.gold_seeds, twin_tune=twin,
+                  overrides=parse_overrides(args.set or []))
     print(f"wrote {args.out}")
     return 0
 
@@ -162,13 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("methods", help="list the unlearning methods")
     m.set_defaults(func=cmd_methods)
     b = sub.add_parser("benchmark", help="several seeds and settings, written as a markdown table")
-    b.add_argument("--dataset", default="mnist5k")
-    b.add_argument("--settings", default="random:0.1,subclass:3:0.3")
+    b.add_argument("--dataset", default="mnist5k", help="comma list of datasets")
+    b.add_argument("--settings", default="random:0.1,subclass:*:0.3",
+                   help="comma list of forget specs; * = a class that changes with the seed")
     b.add_argument("--seeds", type=int, default=5)
     b.add_argument("--methods", default=",".join(RunConfig.methods))
+    b.add_argument("--twin-tune", metavar="all|M1,M2", help="also report these methods twin-tuned")
     b.add_argument("--gold-seeds", type=int, default=3)
     b.add_argument("--device", default="auto")
-    b.add_argument("--store", help="share one run store (default: a fresh one per run, so times are honest)")
+    b.add_argument("--store", help="run store to share (default: a fresh one for this benchmark)")
+    b.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override for every run")
     b.add_argument("--out", default="docs/benchmarks.md")
     b.set_defaults(func=cmd_benchmark)
     return p

@@ -276,6 +276,10 @@ def forget_easy_mask(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                          reference_embedding=train_emb[np.searchsorted(s.train, s.retain)])
     feats = compute_features(ctx, c.features.features)
     proba, easy = run.extras["fitted"].predict(feats)
+    # A class with no retained sample cannot be predicted by any model retrained on D_r, so its
+    # forget samples are hard by construction (whole-class forgetting), whatever the twin says.
+    orphan = ~np.isin(run.labels[s.forget], run.labels[s.retain])
+    proba, easy = np.where(orphan, 0.0, proba), easy & ~orphan
     return feats, proba, easy
 
 
