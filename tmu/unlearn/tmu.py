@@ -30,12 +30,14 @@ class TMU(Method):
     name = "tmu"
     description = ("Twin Machine Unlearning: keep predicted-easy forget samples right (with noise), "
                    "flip predicted-hard ones, chosen by a predictor learnt on a twin problem.")
-    defaults = {"epochs": 3, "lr": 0.01, "sigma": 0.1, "oversample": 4, "retain_ratio": 2.0,
+    defaults = {"epochs": 2, "lr": 0.02, "sigma": 0.1, "oversample": 4, "retain_ratio": 2.0,
                 "hard_label": "runner_up"}
     # Explicit points rather than a full product, to keep twin-tuning cheap; oversample 0 lets the
     # twin decide that flipping does more harm than good (a weak predictor, a tiny forget set).
-    grid = [{"oversample": 0}, {"oversample": 4, "hard_label": "runner_up"},
-            {"oversample": 10, "hard_label": "runner_up"}, {"oversample": 4, "hard_label": "random"}]
+    # On mnist5k twins (random 10 % and sub-class 30 %, seeds 0-2, oversample 4 and 10), "runner_up"
+    # scored at least as well as "random" in all 12 pairs, so the default grid leaves "random" out;
+    # pass hard_label="random" for the paper's choice.
+    grid = [{"oversample": 0}, {"oversample": 4}, {"oversample": 10}]
     needs_predictor = True
     tuned_by_default = True
 
