@@ -84,6 +84,14 @@ def test_forget_set_of_a_single_class(name, tiny):
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
+def test_progress_is_reported_up_to_one(name, tiny, forget):
+    seen = []
+    method = get_method(name, **TINY[name])
+    method.unlearn(tiny.model, make_problem(tiny, forget, easy_for(name, forget)), Env(CPU, 0, tiny.build, seen.append))
+    assert seen and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
 def test_unknown_hyper_parameter(name):
     with pytest.raises(ValueError, match=rf"unknown hyper-parameter\(s\) \['bogus'\] for method '{name}'"):
         get_method(name, bogus=1)
@@ -185,3 +193,4 @@ def test_retrain_never_reads_the_original(tiny, forget):
     a = get_method("retrain", **TINY["retrain"]).unlearn(tiny.model, problem, env)
     b = get_method("retrain", **TINY["retrain"]).unlearn(tiny.build(seed=99), problem, env)
     assert same(state(a), state(b))
+

@@ -1,0 +1,44 @@
+"""Bad Teacher (Chundawat et al., "Can Bad Teaching Induce Forgetting? Unlearning in Deep Networks
+using an Incompetent Teacher", AAAI 2023).
+
+A student (a copy of the original) distils from the competent teacher (the original) on retain
+samples and from an incompetent teacher (a randomly initialised network built under env.seed) on
+forget samples: per sample KL(teacher_T || student_T) of outputs softened by temperature T. As in
+the paper, each epoch sees the forget set plus a random `retain_frac` share (30 %) of D_r.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..models import clone_model
+from ..training import Part
+from .base import Method
+from .loops import train
+
+
+class BadTeacher(Method):
+    name = "bad_teacher"
+    description = "Distil from the original on retain samples and from a random network on forget samples."
+    defaults = {"epochs": 2, "lr": 0.01, "T": 1.0, "retain_frac": 0.3, "batch_size": 64}
+    grid = {"epochs": [1, 2], "retain_frac": [0.3, 1.0]}
+
+    def _unlearn(self, original, problem, env):
+        p = self.params
+        good = clone_model(original).to(env.device).eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(env.seed)
+            bad = env.build().to(env.device).eval()
+        T = float(p["T"])
+
+        def loss(model, batch):
+            with torch.no_grad():
+                forget = (batch.part == 1).unsqueeze(1)
+                target = torch.where(forget, bad(batch.x), good(batch.x))
+            return F.kl_div(F.log_softmax(model(batch.x) / T, 1), F.softmax(target / T, 1), reduction="batchmean")
+
+        f, r = problem.forget, problem.retain
+        n_retain = min(len(r), max(1, round(float(p["retain_frac"]) * len(r))))
+        parts = [Part(r, problem.labels[r], per_epoch=n_retain), Part(f, problem.labels[f])]
+        return train(clone_model(original), problem, env, parts, loss, epochs=int(p["epochs"]),
+                     lr=float(p["lr"]), batch_size=int(p["batch_size"]))
