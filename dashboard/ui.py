@@ -1,0 +1,69 @@
+"""Streamlit pieces shared by the pages: state set-up, the sidebar (settings summary and the
+current forget selection, visible on every page), the "no run yet" message and the run picker."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import service
+
+RUN_PAGE = "pages/run.py"
+
+
+def setup(title: str):
+    """Initialise and keep the settings (widget keys are dropped by Streamlit on pages that don't
+    draw them, so they are re-assigned here), draw the sidebar; returns the session state."""
+    state = st.session_state
+    service.init_state(state)
+    for key in [k for k in state.keys() if str(k).startswith("w.")]:
+        state[key] = state[key]
+    sidebar(state)
+    st.title(title)
+    return state
+
+
+def sidebar(state) -> None:
+    with st.sidebar:
+        st.toggle("quick demo (fewer epochs)", key="w.quick",
+                  help="2 training epochs instead of 20: for live demos on a slow machine")
+        check = service.check_forget(state)
+        st.markdown(f"**Dataset** {state['w.dataset']} · seed {state['w.seed']}")
+        st.markdown(f"**Forget set** `{check.spec[:60]}{'…' if len(check.spec) > 60 else ''}`")
+        if check.error:
+            st.warning(check.error)
+            return
+        st.markdown(f"{len(check.ids)} samples: " + ", ".join(f"{c}: {n}" for c, n in check.per_class.items()))
+        shown = check.ids[:6]
+        if len(shown):
+            st.image(service.images(state["w.dataset"], shown), width=40)
+
+
+def need_run(what: str = "this page") -> None:
+    """The "no run yet" state: say so, and link to the Run page."""
+    st.info(f"No finished run yet: {what} shows the results of a run. Start one on the Run page "
+            "(with no change it runs the default demo).")
+    st.page_link(RUN_PAGE, label="Go to Run", icon=":material/play_arrow:")
+
+
+def run_picker(state) -> Path | None:
+    """Choose among finished runs (newest first, from disk); None when there is none."""
+    runs = service.finished_runs()
+    if not runs:
+        need_run()
+        return None
+    current = service.current_run(state)
+    index = runs.index(current) if current in runs else 0
+    path = st.selectbox("Run", runs, index=index, format_func=service.run_label, key="pick.run")
+    state["run.path"] = str(path)
+    return path
+
+
+def method_picker(lr, key: str) -> str:
+    methods = service.result_methods(lr)
+    return st.selectbox("Unlearning method", methods, index=0, key=key)
+
+
+def caption(name: str) -> None:
+    from tmu.plots import CAPTIONS
+    st.caption(CAPTIONS[name])

@@ -1,0 +1,40 @@
+"""The real-browser test: `streamlit run` on 127.0.0.1, driven by Playwright in Debian's Chromium.
+Select samples with a lasso on the embedding, run a tiny job, and see the Alignment chart."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from dash_browser import CHROMIUM, goto_page, idle, lasso, streamlit_app, browser_page
+from dash_helpers import TINY_ENV
+
+pytestmark = pytest.mark.browser
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("TMU_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+
+
+def test_lasso_run_alignment(tiny_run, tmu_home, tmp_path):
+    env = {**TINY_ENV, "TMU_HOME": str(tmu_home)}
+    with streamlit_app(env, tmp_path / "streamlit.log") as (url, _), browser_page() as page:
+        page.goto(url)
+        page.wait_for_selector("h1", timeout=60_000)
+        goto_page(page, "Forget set")
+        page.get_by_text("point and click", exact=True).click()
+        plot = page.locator(".js-plotly-plot").first
+        plot.wait_for(timeout=90_000)
+        idle(page)
+        lasso(page, plot, frac=0.12)
+        success = page.locator("[data-testid='stAlert']", has_text="D_f has")
+        success.wait_for(timeout=30_000)
+        n = int(re.search(r"D_f has (\d+) samples", success.inner_text()).group(1))
+        assert n > 0
+        goto_page(page, "Run")
+        idle(page)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Done", exact=True).wait_for(timeout=180_000)
+        goto_page(page, "Alignment")
+        page.locator(".js-plotly-plot", has_text="Per-class accuracy on the forget set").first.wait_for(timeout=60_000)

@@ -1,0 +1,102 @@
+"""tmu.jobs: FIFO queue, de-duplication, cancel, progress and failures, with fake fast tasks."""
+import threading
+import time
+
+import pytest
+
+from tmu.config import RunConfig
+from tmu.jobs import CANCELLED, DONE, FAILED, LocalBackend, job_key
+
+
+def cfg(seed=0, **kw):
+    return RunConfig(dataset="digits", forget="subclass:3:0.3", seed=seed, methods=("tmu", "finetune"), **kw)
+
+
+def recording_task(log, gate=None):
+    def task(c, store, out, progress):
+        if gate is not None:
+            gate.wait(5)
+        for stage in ("original", "evaluate"):
+            progress(stage, 0.5)
+            progress(stage, 1.0)
+        log.append(c.seed)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text("{}")
+    return task
+
+
+def test_queue_is_fifo_and_progress_reaches_one(tmp_path):
+    log = []
+    be = LocalBackend(tmp_path, tasks={"run": recording_task(log)})
+    ids = [be.submit(cfg(seed=s)) for s in (3, 1, 2)]
+    jobs = [be.wait(i, timeout=10) for i in ids]
+    assert log == [3, 1, 2]
+    assert all(j.state == DONE and j.fraction == 1.0 for j in jobs)
+    assert jobs[0].stages[0] == "original" and jobs[0].stages[-1] == "evaluate"
+
+
+def test_identical_jobs_are_deduplicated(tmp_path):
+    log, gate = [], threading.Event()
+    be = LocalBackend(tmp_path, tasks={"run": recording_task(log, gate)})
+    a, b = be.submit(cfg()), be.submit(cfg())
+    assert a == b == job_key("run", cfg())
+    gate.set()
+    be.wait(a, timeout=10)
+    start = time.perf_counter()
+    c = be.submit(cfg())  # finished on disk: returned at once, not re-run
+    assert c == a and be.status(c).state == DONE and time.perf_counter() - start < 0.5
+    assert log == [0]
+    assert LocalBackend(tmp_path, tasks={}).status(a).state == DONE  # a new backend reads it from disk
+
+
+def test_cancel_running_and_queued(tmp_path):
+    started = threading.Event()
+
+    def slow(c, store, out, progress):
+        started.set()
+        while True:
+            progress("original", 0.1)
+            time.sleep(0.01)
+
+    be = LocalBackend(tmp_path, tasks={"run": slow})
+    running, queued = be.submit(cfg(seed=0)), be.submit(cfg(seed=1))
+    assert started.wait(5)
+    assert be.status(running).stage == "original"
+    assert be.cancel(queued) and be.status(queued).state == CANCELLED
+    assert be.cancel(running)
+    assert be.wait(running, timeout=5).state == CANCELLED
+    assert not be.cancel(running)
+
+
+def test_failure_is_reported_and_worker_survives(tmp_path):
+    def boom(c, store, out, progress):
+        raise ValueError("bad forget set 42")
+
+    be = LocalBackend(tmp_path, tasks={"run": boom})
+    job = be.wait(be.submit(cfg()), timeout=5)
+    assert job.state == FAILED and "bad forget set 42" in job.error
+    assert be.wait(be.submit(cfg(seed=5)), timeout=5).state == FAILED
+
+
+def test_unknown_kind_and_job(tmp_path):
+    be = LocalBackend(tmp_path, tasks={})
+    with pytest.raises(ValueError, match="unknown job kind 'train'"):
+        be.submit(cfg(), kind="train")
+    with pytest.raises(KeyError, match="unknown job"):
+        be.status("0123")
+
+
+def test_process_worker_runs_the_real_task_and_cancels(tmp_path):
+    from tmu.jobs import embedding_task
+    be = LocalBackend(tmp_path, processes=True)
+    small = RunConfig(dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=1))
+    job = be.wait(be.submit(small, kind="embedding"), timeout=120)
+    assert job.state == DONE, job.error
+    assert (tmp_path / "jobs" / job.id / "embedding.npz").is_file() and embedding_task
+    slow = RunConfig(dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=500))
+    jid = be.submit(slow, kind="embedding")
+    deadline = time.monotonic() + 60
+    while be.status(jid).stage is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert be.cancel(jid)
+    assert be.wait(jid, timeout=60).state == CANCELLED
