@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -164,6 +165,10 @@ def worker_main(argv: list[str]) -> int:
     OUT_DIR/job.json); progress and the outcome are JSON lines on stdout."""
     kind, out, root = argv
     cfg = from_dict(RunConfig, json.loads((Path(out) / "job.json").read_text())["config"])
+    # The worker shares the machine with the Streamlit server and the browser: on a 2-core laptop,
+    # a second intra-op thread spins against them and made a cold demo run three times slower.
+    import torch
+    torch.set_num_threads(int(os.environ.get("TMU_WORKER_THREADS", "1")))
     last = [0.0]
 
     def progress(stage: str, frac: float) -> None:
