@@ -180,6 +180,19 @@ def check_forget(state: State) -> ForgetCheck:
     return ForgetCheck(spec, ids, per_class, None, warning)
 
 
+CLUSTERED = 0.5  # spread_ratio below this: warn that the selection is far from a random request
+
+
+def selection_spread(state: State, ids: np.ndarray) -> float | None:
+    """tmu.twin.spread_ratio of a point-and-click selection in the embedding scatter's 2-D space,
+    or None before the embedding is ready or with fewer than 2 samples."""
+    from tmu.twin import spread_ratio
+    job, emb = embedding(state)
+    if emb is None or len(ids) < 2:
+        return None
+    return spread_ratio(emb["xy"], emb["labels"], np.isin(emb["ids"], ids))
+
+
 def add_ids(state: State, ids) -> int:
     """Add pool ids to the point-and-click selection; returns how many were new."""
     old = set(state["sel.ids"])

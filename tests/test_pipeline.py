@@ -65,3 +65,13 @@ def test_whole_class_forget_samples_are_all_predicted_hard(tmp_path):
     assert not run.extras["forget_easy"].any()
     assert (run.extras["forget_proba"] == 0).all()
     assert build_report(run)["models"]["tmu"]["acc"]["forget"] < 0.2
+
+
+def test_whole_class_is_flipped_even_when_the_twin_picks_no_flipping(tmp_path, monkeypatch):
+    """The twin's gold saw the class, so its tuning may choose oversample 0; orphans flip anyway."""
+    monkeypatch.setattr(METHODS["tmu"], "grid", [{"oversample": 0}])
+    cfg = tiny_config(methods=["tmu"], forget="class:4", gold_seeds=1, train={"epochs": 8, "batch_size": 32})
+    report = build_report(execute(cfg, store=Store(tmp_path)))
+    assert report["models"]["original"]["acc"]["forget"] > 0.9   # memorised: there is something to flip
+    assert report["models"]["tmu"]["params"]["oversample"] == 0
+    assert report["models"]["tmu"]["acc"]["forget"] < 0.1

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tmu.config import PredictorConfig, TwinConfig
-from tmu.twin import (accuracy_on, fit_predictor, select_twin_forget, train_curriculum, train_twin_model)
+from tmu.twin import (accuracy_on, fit_predictor, select_twin_forget, spread_ratio, train_curriculum,
+                      train_twin_model)
 
 CPU = torch.device("cpu")
 
@@ -104,3 +105,15 @@ def test_fit_predictor_rate_is_the_twin_easy_rate():
     assert fitted.oof_proba.shape == (60,) and fitted.oof_easy.sum() == 45
     proba, easy = fitted.predict(rng.normal(0, 1, (8, 3)))
     assert proba.shape == (8,) and easy.sum() == 6            # round(0.75 * 8)
+
+
+def test_spread_ratio_is_one_for_the_whole_class_and_small_for_a_cluster():
+    # Class 0: four corners of a square (mean distance to centroid sqrt(2)); class 1 elsewhere.
+    points = np.array([[0, 0], [2, 0], [0, 2], [2, 2], [10, 10], [11, 10]], dtype=float)
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    everything = labels == 0
+    assert spread_ratio(points, labels, everything) == pytest.approx(1.0)
+    # Two neighbouring corners: distance to their centroid 1, over sqrt(2) for the class.
+    pair = np.array([True, True, False, False, False, False])
+    assert spread_ratio(points, labels, pair) == pytest.approx(1 / np.sqrt(2))
+    assert np.isnan(spread_ratio(points, labels, np.array([True, False, False, False, False, False])))

@@ -14,6 +14,7 @@ same five methods with a remote task per job.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -87,21 +88,16 @@ def run_task(cfg: RunConfig, store: Store, out: Path, progress: Callable[[str, f
 def embedding_task(cfg: RunConfig, store: Store, out: Path, progress: Callable[[str, float], None]) -> None:
     """M_o's penultimate features of the training set D projected to 2-D with PCA:
     `out/embedding.npz` with ids (n,), xy (n, 2) and labels (n,)."""
-    import torch
     from sklearn.decomposition import PCA
 
     from .pipeline import original_model
+    from .training import embed
 
     o = original_model(cfg, store=store, progress=lambda f: progress("original", f))
     progress("embed", 0.0)
-    feats = []
-    with torch.no_grad():
-        for start in range(0, len(o.train), 512):
-            ids = torch.as_tensor(o.train[start:start + 512])
-            feats.append(o.model.embed(o.pool.x[ids].to(o.device)).cpu().numpy())
-            progress("embed", min(1.0, (start + 512) / len(o.train)))
-    xy = PCA(n_components=2, random_state=cfg.seed).fit_transform(np.concatenate(feats))
-    import io
+    feats = embed(o.model, o.pool.x, o.train, device=o.device)
+    progress("embed", 1.0)
+    xy = PCA(n_components=2, random_state=cfg.seed).fit_transform(feats)
     buf = io.BytesIO()
     np.savez(buf, ids=o.train, xy=xy.astype(np.float32), labels=o.pool.y.numpy()[o.train])
     atomic_write(out / "embedding.npz", buf.getvalue())

@@ -240,7 +240,8 @@ def tune_methods(run: Run, fitted: FittedPredictor) -> None:
     chosen = {}
     for name in dict.fromkeys(e.method for e in method_entries(c) if e.tuned):
         base = c.method_params.get(name, {})
-        key = config_key("tune", run.extras["twin_key"], name, base, METHODS[name].grid, fitted.oof_easy, c.seed)
+        key = config_key("tune", run.extras["twin_key"], name, METHODS[name].defaults, base, METHODS[name].grid,
+                         fitted.oof_easy, c.seed)
         result = run.store.load_json(key)
         if result is None:
             start = time.perf_counter()

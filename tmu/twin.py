@@ -101,3 +101,23 @@ def fit_predictor(features: np.ndarray, g: np.ndarray, cfg: PredictorConfig, see
     oof = out_of_fold_proba(cfg.kind, X, g, cfg.folds, seed, **params)
     rate = float(g.mean())
     return FittedPredictor(scaler, predictor, rate, cfg.rule, oof, decide_easy(oof, cfg.rule, rate))
+
+
+def spread_ratio(points: np.ndarray, labels: np.ndarray, selected: np.ndarray) -> float:
+    """How spread out a hand-picked forget set is within its own classes, relative to the whole
+    class: for each class of the selection, the mean distance of its selected points to their
+    centroid over the same for every point of the class, averaged with the selection's class
+    counts as weights. About 1 for a random pick, near 0 for a tight cluster (method spec §3: the
+    twin set is drawn at random within D_f's classes, so a clustered D_f is unlike its twin).
+
+    points: (n, d) embeddings of the training set; labels: (n,); selected: (n,) bool mask.
+    """
+    ratios, weights = [], []
+    for c in np.unique(labels[selected]):
+        sel, all_c = points[selected & (labels == c)], points[labels == c]
+        whole = np.linalg.norm(all_c - all_c.mean(0), axis=1).mean()
+        if len(sel) < 2 or whole == 0:
+            continue
+        ratios.append(np.linalg.norm(sel - sel.mean(0), axis=1).mean() / whole)
+        weights.append(len(sel))
+    return float(np.average(ratios, weights=weights)) if ratios else float("nan")

@@ -86,6 +86,11 @@ else:
     st.download_button("Download the id list", service.id_list_text(check.ids), file_name="forget_ids.txt",
                        mime="text/plain")
     if mode == "point and click":
+        spread = service.selection_spread(state, check.ids)
+        if spread is not None and spread < service.CLUSTERED:
+            st.warning(f"This selection is clustered: within its classes it spreads {spread:.2f}× as wide as "
+                       "a random pick in the embedding. TMU's twin set is drawn at random within the same "
+                       "classes, so its predictor may transfer less reliably to this request.")
         st.caption("A hand-picked D_f need not be distributed like the holdout set: TMU's twin set is drawn "
                    "to match its class histogram only.")
 st.page_link(ui.RUN_PAGE, label="Next: Run", icon=":material/play_arrow:")

@@ -31,7 +31,7 @@ class TMU(Method):
     description = ("Twin Machine Unlearning: keep predicted-easy forget samples right (with noise), "
                    "flip predicted-hard ones, chosen by a predictor learnt on a twin problem.")
     defaults = {"epochs": 2, "lr": 0.02, "sigma": 0.1, "oversample": 4, "retain_ratio": 2.0,
-                "hard_label": "runner_up"}
+                "hard_label": "runner_up", "orphan_oversample": 4}
     # Explicit points rather than a full product, to keep twin-tuning cheap; oversample 0 lets the
     # twin decide that flipping does more harm than good (a weak predictor, a tiny forget set).
     # On mnist5k twins (random 10 % and sub-class 30 %, seeds 0-2, oversample 4 and 10), "runner_up"
@@ -51,8 +51,13 @@ class TMU(Method):
 
     def _unlearn(self, original, problem, env):
         p = self.params
-        easy = np.asarray(problem.easy, dtype=bool)
-        f_easy, f_hard, r = problem.forget[easy], problem.forget[~easy], problem.retain
+        # Forget samples of a class with no retained sample (whole-class forgetting) are wrong
+        # under every retrained model: always flipped, with `orphan_oversample`, since the twin
+        # problem (whose gold saw the class) cannot tune how hard to push them.
+        orphan = ~np.isin(problem.labels[problem.forget], problem.labels[problem.retain])
+        easy = np.asarray(problem.easy, dtype=bool) & ~orphan
+        f_easy, f_hard, r = problem.forget[easy], problem.forget[~easy & ~orphan], problem.retain
+        f_orphan = problem.forget[orphan]
         n_retain = min(len(r), int(p["retain_ratio"] * len(problem.forget)))
         # Half the retain draw comes from the forget set's own classes: wrong labels on a few
         # samples of a class must not spread to the whole class (sub-class forgetting).
@@ -61,5 +66,7 @@ class TMU(Method):
                  Part(r_same, problem.labels[r_same], per_epoch=n_retain // 2 if len(r_same) else 0),
                  Part(f_easy, problem.labels[f_easy], noise=float(p["sigma"])),
                  Part(f_hard, self._wrong_labels(original, problem, f_hard, env),
-                      per_epoch=int(p["oversample"]) * len(f_hard))]
+                      per_epoch=int(p["oversample"]) * len(f_hard)),
+                 Part(f_orphan, self._wrong_labels(original, problem, f_orphan, env),
+                      per_epoch=int(p["orphan_oversample"]) * len(f_orphan))]
         return self._finetune(original, problem, parts, env)
