@@ -58,7 +58,10 @@ class TMU(Method):
         easy = np.asarray(problem.easy, dtype=bool) & ~orphan
         f_easy, f_hard, r = problem.forget[easy], problem.forget[~easy & ~orphan], problem.retain
         f_orphan = problem.forget[orphan]
-        n_retain = min(len(r), int(p["retain_ratio"] * len(problem.forget)))
+        # Retain draws scale with the forget draws, so a whole class pushed `orphan_oversample`
+        # times per epoch does not drown the retained classes.
+        n_retain = min(len(r), int(p["retain_ratio"] * max(len(problem.forget),
+                                                            int(p["orphan_oversample"]) * len(f_orphan))))
         # Half the retain draw comes from the forget set's own classes: wrong labels on a few
         # samples of a class must not spread to the whole class (sub-class forgetting).
         r_same = r[np.isin(problem.labels[r], problem.labels[problem.forget])]
