@@ -99,20 +99,15 @@ def summary_table(report: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import execute, plan_stages, validate
-    from .report import build_report, model_probs
-    from .runs import write_run
+    from .pipeline import plan_stages, validate
+    from .runs import run_to_folder
 
     cfg = config_from_args(args)
     validate(cfg)
     out = Path(args.out) if args.out else default_out(cfg)
     bar = StageBar(plan_stages(cfg), disable=args.quiet)
     try:
-        run = execute(cfg, store=Store(args.store), progress=bar)
-        bar("evaluate", 0.0)
-        probs = model_probs(run)
-        report = build_report(run, probs)
-        write_run(run, report, probs, out)
+        report = run_to_folder(cfg, out, store=Store(args.store), progress=bar)
     finally:
         bar.close()
     print(summary_table(report))

@@ -72,17 +72,8 @@ Task = Callable[[RunConfig, Store, Path, Callable[[str, float], None]], None]
 
 def run_task(cfg: RunConfig, store: Store, out: Path, progress: Callable[[str, float], None]) -> None:
     """The whole pipeline, then the report and the run folder `out` (see tmu.runs)."""
-    from .pipeline import execute
-    from .report import build_report, model_probs
-    from .runs import write_run
-
-    run = execute(cfg, store=store, progress=progress)
-    progress("evaluate", 0.0)
-    probs = model_probs(run)
-    report = build_report(run, probs)
-    progress("evaluate", 0.5)
-    write_run(run, report, probs, out)
-    progress("evaluate", 1.0)
+    from .runs import run_to_folder
+    run_to_folder(cfg, out, store=store, progress=progress)
 
 
 def embedding_task(cfg: RunConfig, store: Store, out: Path, progress: Callable[[str, float], None]) -> None:

@@ -36,6 +36,13 @@ StageProgress = Callable[[str, float], None]
 GPU_RESIDENT_BYTES = 2 << 30  # pools smaller than this live on the training device
 
 
+def pool_inputs(pool: Pool, device: torch.device) -> torch.Tensor:
+    """The pool's inputs on `device` when they fit under GPU_RESIDENT_BYTES, else on the CPU
+    (the training loop then moves one batch at a time)."""
+    small = pool.x.element_size() * pool.x.nelement() < GPU_RESIDENT_BYTES
+    return pool.x.to(device) if small else pool.x
+
+
 TUNED_SUFFIX = "+twin"
 
 
@@ -107,8 +114,7 @@ class Run:
     extras: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
-        small = self.pool.x.element_size() * self.pool.x.nelement() < GPU_RESIDENT_BYTES
-        self.x = self.pool.x.to(self.device) if small else self.pool.x
+        self.x = pool_inputs(self.pool, self.device)
         self.labels = self.pool.y.numpy()
 
     def build(self, seed: int | None = None) -> nn.Module:
@@ -170,7 +176,7 @@ def original_model(cfg: RunConfig, *, store: Store | None = None, progress: Prog
     pool = load_dataset(cfg.dataset, cfg.data_root)
     device = resolve_device(cfg.device)
     train, hold, test = split_pool(len(pool), cfg.split.holdout, cfg.split.test, cfg.seed, pool.official_test)
-    x = pool.x.to(device) if pool.x.element_size() * pool.x.nelement() < GPU_RESIDENT_BYTES else pool.x
+    x = pool_inputs(pool, device)
     build = lambda: build_model(cfg.model, pool.in_channels, pool.num_classes)  # noqa: E731
     model, meta = cached_model(store or Store(), base_key(cfg), "original", build, lambda: train_from_scratch(
         build, x, pool.y.numpy(), train, cfg.train, device=device, seed=cfg.seed, progress=progress))

@@ -52,6 +52,23 @@ def write_run(run, report: dict, probs: dict[str, dict[str, np.ndarray]], out: s
     return out
 
 
+def run_to_folder(cfg, out: str | Path, *, store=None, progress=None) -> dict:
+    """Execute every stage of `cfg`, evaluate, write the run folder `out`; returns the report.
+    Progress goes to `progress(stage, fraction)`, the last stage being "evaluate"."""
+    from .pipeline import execute
+    from .report import build_report, model_probs
+
+    report_to = progress or (lambda stage, frac: None)
+    run = execute(cfg, store=store, progress=progress)
+    report_to("evaluate", 0.0)
+    probs = model_probs(run)
+    report = build_report(run, probs)
+    report_to("evaluate", 0.5)
+    write_run(run, report, probs, out)
+    report_to("evaluate", 1.0)
+    return report
+
+
 @dataclass
 class LoadedRun:
     """A finished run: `.models` (name -> eval-mode module), `.split` (name -> id array),
