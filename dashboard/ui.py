@@ -1,5 +1,6 @@
 """Streamlit pieces shared by the pages: state set-up, the sidebar (settings summary and the
 current forget selection, visible on every page), the "no run yet" message and the run picker."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,10 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import service
+from dashboard.service import Key
 
 RUN_PAGE = "pages/run.py"
+ALIGNMENT_PAGE = "pages/alignment.py"
 
 
 def setup(title: str):
@@ -16,7 +19,7 @@ def setup(title: str):
     draw them, so they are re-assigned here), draw the sidebar; returns the session state."""
     state = st.session_state
     service.init_state(state)
-    for key in [k for k in state.keys() if str(k).startswith("w.")]:
+    for key in [k for k in state.keys() if str(k).startswith(Key.WIDGET_PREFIX)]:
         state[key] = state[key]
     sidebar(state)
     st.title(title)
@@ -25,24 +28,33 @@ def setup(title: str):
 
 def sidebar(state) -> None:
     with st.sidebar:
-        st.toggle("quick demo (fewer epochs)", key="w.quick",
-                  help="2 training epochs instead of 20: for live demos on a slow machine")
+        st.toggle(
+            "quick demo (fewer epochs)",
+            key=Key.QUICK,
+            help="2 training epochs instead of 20: for live demos on a slow machine",
+        )
         check = service.check_forget(state)
-        st.markdown(f"**Dataset** {state['w.dataset']} · seed {state['w.seed']}")
-        st.markdown(f"**Forget set** `{check.spec[:60]}{'…' if len(check.spec) > 60 else ''}`")
+        st.markdown(f"**Dataset** {state[Key.DATASET]} · seed {state[Key.SEED]}")
+        if check.spec:
+            st.markdown(f"**Forget set** `{short(check.spec, 60)}`")
         if check.error:
             st.warning(check.error)
             return
-        st.markdown(f"{len(check.ids)} samples: " + ", ".join(f"{c}: {n}" for c, n in check.per_class.items()))
+        st.markdown(
+            f"{len(check.ids)} samples: "
+            + ", ".join(f"{c}: {n}" for c, n in check.per_class.items())
+        )
         shown = check.ids[:6]
         if len(shown):
-            st.image(service.images(state["w.dataset"], shown), width=40)
+            st.image(service.images(state[Key.DATASET], shown), width=40)
 
 
 def need_run(what: str = "this page") -> None:
     """The "no run yet" state: say so, and link to the Run page."""
-    st.info(f"No finished run yet: {what} shows the results of a run. Start one on the Run page "
-            "(with no change it runs the default demo).")
+    st.info(
+        f"No finished run yet: {what} shows the results of a run. Start one on the Run page "
+        "(with no change it runs the default demo)."
+    )
     st.page_link(RUN_PAGE, label="Go to Run", icon=":material/play_arrow:")
 
 
@@ -54,8 +66,8 @@ def run_picker(state) -> Path | None:
         return None
     current = service.current_run(state)
     index = runs.index(current) if current in runs else 0
-    path = st.selectbox("Run", runs, index=index, format_func=service.run_label, key="pick.run")
-    state["run.path"] = str(path)
+    path = st.selectbox("Run", runs, index=index, format_func=service.run_label, key=Key.RUN_PICKER)
+    state[Key.RUN_PATH] = str(path)
     return path
 
 
@@ -64,6 +76,12 @@ def method_picker(lr, key: str) -> str:
     return st.selectbox("Unlearning method", methods, index=0, key=key)
 
 
+def short(text: str, n: int) -> str:
+    """`text` cut to `n` characters with an ellipsis."""
+    return text if len(text) <= n else text[:n] + "…"
+
+
 def caption(name: str) -> None:
     from tmu.plots import CAPTIONS
+
     st.caption(CAPTIONS[name])

@@ -4,10 +4,13 @@ Measures (1) cold: from clicking Run with the default settings (empty TMU_HOME) 
 chart being visible; (2) the render time of every page of the finished run (click in the sidebar
 to the page's last element drawn and the script idle; median and max of --repeats); (3) the peak
 RSS of the streamlit process (VmHWM from /proc), and the peak of the sum over the streamlit process
-and its descendants (the job worker), sampled every 0.2 s. Optionally saves a screenshot of each page.
+and its descendants (the job worker), sampled every 0.2 s. Optionally saves a screenshot of each
+page.
 
-    .venv/bin/python scripts/bench_dashboard.py [--screenshots assets] [--repeats 3] [--json out.json]
+    .venv/bin/python scripts/bench_dashboard.py [--screenshots assets] [--repeats 3] \
+        [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dashboard"))
 from dash_browser import PAGES, browser_page, goto_page, idle, streamlit_app  # noqa: E402
 
-MARKERS = {"Data": ".js-plotly-plot", "Forget set": "[data-testid='stAlert']", "Run": "[data-testid='stButton']",
-           "Alignment": ".js-plotly-plot", "Attributions": ".js-plotly-plot", "Compare": ".js-plotly-plot"}
+MARKERS = {
+    "Data": ".js-plotly-plot",
+    "Forget set": "[data-testid='stAlert']",
+    "Run": "[data-testid='stButton']",
+    "Alignment": ".js-plotly-plot",
+    "Attributions": ".js-plotly-plot",
+    "Compare": ".js-plotly-plot",
+}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -42,8 +51,14 @@ def tree_rss_mb(pid: int) -> float:
     while todo:
         p = todo.pop()
         try:
-            total += next(int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
-                          if line.startswith("VmRSS:")) / 1024
+            total += (
+                next(
+                    int(line.split()[1])
+                    for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                    if line.startswith("VmRSS:")
+                )
+                / 1024
+            )
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration):
@@ -78,8 +93,15 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="tmu_bench_"))
-    env = {"TMU_HOME": str(home), "TMU_DASHBOARD_PROFILE": "full", "TMU_DASHBOARD_DATASET": "mnist5k"}
-    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "store": str(home)}
+    env = {
+        "TMU_HOME": str(home),
+        "TMU_DASHBOARD_PROFILE": "full",
+        "TMU_DASHBOARD_DATASET": "mnist5k",
+    }
+    results: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "store": str(home),
+    }
     with streamlit_app(env, home / "streamlit.log") as (url, proc), browser_page() as page:
         sampler = TreeRssSampler(proc.pid)
         sampler.start()
@@ -95,14 +117,18 @@ def main() -> int:
         page.get_by_text("Done", exact=True).wait_for(timeout=600_000)
         results["run_to_done_s"] = time.perf_counter() - start
         goto_page(page, "Alignment")
-        page.locator(".js-plotly-plot", has_text="Per-class accuracy").first.wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot", has_text="Per-class accuracy").first.wait_for(
+            timeout=60_000
+        )
         results["cold_run_to_alignment_chart_s"] = time.perf_counter() - start
         idle(page)
         times: dict[str, list[float]] = {p: [] for p in PAGES}
         for _ in range(args.repeats):
             for title in PAGES:
                 times[title].append(render(page, title))
-        results["page_render_s"] = {p: {"median": statistics.median(v), "max": max(v)} for p, v in times.items()}
+        results["page_render_s"] = {
+            p: {"median": statistics.median(v), "max": max(v)} for p, v in times.items()
+        }
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             for title, slug in PAGES.items():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of docs/benchmarks.md, run on a lent GPU machine from the repository root.
-# Wheels the image lacks (captum, mlxtend) travel in .whl/ (see the device notes); $OUT collects logs.
+# Wheels the image lacks (captum, mlxtend, pydantic with pydantic-core, annotated-types and
+# typing-inspection) travel in .whl/ (see the device notes); $OUT collects logs.
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 if [ -d .whl ]; then

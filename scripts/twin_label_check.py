@@ -1,11 +1,14 @@
-"""Twin-tuning scores of TMU's two wrong-label rules (runner-up vs random) at two oversampling levels.
+"""Twin-tuning scores of TMU's two wrong-label rules (runner-up vs random) at two oversampling
+levels.
 
-Scores come from the twin problem only (|Δ_f| + 1 - agreement with the twin gold M_o on H_f, plus any
+Scores come from the twin problem only (|Δ_f| + 1 - agreement with the twin gold M_o on H_f, plus
+any
 retain accuracy lost; lower is better), as in tmu.tuning. Used in docs/benchmarks.md to justify the
 default `hard_label="runner_up"`.
 
     .venv/bin/python scripts/twin_label_check.py [--seeds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +31,20 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
     METHODS["tmu"].grid = POINTS
-    print("| setting | seed | " + " | ".join(f"{p['hard_label']} ×{p['oversample']}" for p in POINTS) + " |")
+    print(
+        "| setting | seed | "
+        + " | ".join(f"{p['hard_label']} ×{p['oversample']}" for p in POINTS)
+        + " |"
+    )
     print("|---" * (len(POINTS) + 2) + "|")
     wins = ties = pairs = 0
     with tempfile.TemporaryDirectory() as tmp:
         for spec in ("random:0.1", "subclass:3:0.3"):
             for seed in range(args.seeds):
-                cfg = from_dict(RunConfig, {"forget": spec, "seed": seed, "methods": ["tmu"], "gold_seeds": 1})
-                trials = execute(cfg, store=Store(tmp)).extras["tuning"]["tmu"]["trials"]
+                cfg = from_dict(
+                    RunConfig, {"forget": spec, "seed": seed, "methods": ["tmu"], "gold_seeds": 1}
+                )
+                trials = execute(cfg, store=Store(tmp)).twin.tuning["tmu"].trials
                 scores = [t["score"] for t in trials]
                 print(f"| `{spec}` | {seed} | " + " | ".join(f"{v:.3f}" for v in scores) + " |")
                 for runner, rand in ((scores[0], scores[1]), (scores[2], scores[3])):

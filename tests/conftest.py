@@ -3,6 +3,7 @@
 Everything is small enough that the whole library suite runs in a couple of minutes on 2 CPU
 cores. Configurations are always explicit (never the library's tunable defaults).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ from tmu.training import train_from_scratch
 torch.set_num_threads(1)
 
 CPU = torch.device("cpu")
-TINY_TRAIN = TrainConfig(epochs=5, lr=0.05, batch_size=16, momentum=0.9, weight_decay=5e-4,
-                         schedule="cosine")
+TINY_TRAIN = TrainConfig(
+    epochs=5, lr=0.05, batch_size=16, momentum=0.9, weight_decay=5e-4, schedule="cosine"
+)
 
 
 def pytest_configure(config):
@@ -37,12 +39,13 @@ def pytest_configure(config):
 @dataclass(frozen=True)
 class Tiny:
     """A small problem over the digits pool: sorted id sets and a model trained on `train`."""
+
     pool: Pool
     x: torch.Tensor
     labels: np.ndarray
-    train: np.ndarray      # 600 ids the model was trained on
-    holdout: np.ndarray    # 200 ids it never saw
-    test: np.ndarray       # 200 ids it never saw
+    train: np.ndarray  # 600 ids the model was trained on
+    holdout: np.ndarray  # 200 ids it never saw
+    test: np.ndarray  # 200 ids it never saw
     model: torch.nn.Module
 
     def build(self, seed: int | None = None) -> torch.nn.Module:
@@ -74,25 +77,57 @@ def store(tmp_path, monkeypatch) -> Store:
     return Store()
 
 
-
 # ----------------------------------------------------------------------------- end-to-end CLI run
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_METHODS = ("tmu", "finetune", "neggrad_plus", "random_label")
-CLI_ARGS = ["run", "--dataset", "digits", "--seed", "0", "--gold-seeds", "2", "--methods", ",".join(CLI_METHODS),
-            "--device", "cpu", "--forget", "subclass:3:0.3",
-            "--set", "train.epochs=2", "--set", "twin.min_size=60", "--set", "twin.max_epochs=2",
-            "--set", "predictor.epochs=20", "--set", "predictor.folds=2",
-            # pinned so that a change of the library's defaults cannot slow the suite down
-            "--set", "train.batch_size=32", "--set", "twin.curriculum_epochs=1",
-            *[a for m in CLI_METHODS for a in ("--set", f"method_params.{m}.epochs=2")]]
+CLI_ARGS = [
+    "run",
+    "--dataset",
+    "digits",
+    "--seed",
+    "0",
+    "--gold-seeds",
+    "2",
+    "--methods",
+    ",".join(CLI_METHODS),
+    "--device",
+    "cpu",
+    "--forget",
+    "subclass:3:0.3",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "twin.min_size=60",
+    "--set",
+    "twin.max_epochs=2",
+    "--set",
+    "predictor.epochs=20",
+    "--set",
+    "predictor.folds=2",
+    # pinned so that a change of the library's defaults cannot slow the suite down
+    "--set",
+    "train.batch_size=32",
+    "--set",
+    "twin.curriculum_epochs=1",
+    *[a for m in CLI_METHODS for a in ("--set", f"method_params.{m}.epochs=2")],
+]
 
 
-def run_tmu(args: list[str], home: Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m tmu ARGS` in a subprocess with TMU_HOME=home, one CPU thread, the repo importable."""
+def run_tmu(
+    args: list[str], home: Path, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`python -m tmu ARGS` in a subprocess with TMU_HOME=home, one CPU thread, the repo
+    importable."""
     env = {**os.environ, "TMU_HOME": str(home), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "tmu", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tmu", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -103,19 +138,20 @@ def tmu_cmd():
 
 @dataclass(frozen=True)
 class CliRun:
-    methods: tuple[str, ...]         # the --methods of both runs
-    home: Path                       # the run store (TMU_HOME)
-    out: Path                        # --out of the first run
+    methods: tuple[str, ...]  # the --methods of both runs
+    home: Path  # the run store (TMU_HOME)
+    out: Path  # --out of the first run
     first: subprocess.CompletedProcess
-    out2: Path                       # --out of the second, identical run (-v)
+    out2: Path  # --out of the second, identical run (-v)
     second: subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="session")
 def cli_run(tmp_path_factory) -> CliRun:
-    """The same tiny `tmu run` twice against one store (the second must reuse every model)."""
+    """The same tiny `tmu run` twice against one store (the second must reuse every model). Both
+    show their progress, on a captured stderr (not a terminal), so as one line per stage."""
     base = tmp_path_factory.mktemp("cli")
     home, out, out2 = base / "store", base / "out", base / "out2"
-    first = run_tmu([*CLI_ARGS, "--out", str(out), "-q"], home, base)
-    second = run_tmu(["-v", *CLI_ARGS, "--out", str(out2), "-q"], home, base)
+    first = run_tmu([*CLI_ARGS, "--out", str(out)], home, base)
+    second = run_tmu(["-v", *CLI_ARGS, "--out", str(out2)], home, base)
     return CliRun(CLI_METHODS, home, out, first, out2, second)

@@ -1,4 +1,5 @@
 """Tests for tmu.artifacts: config keys, atomic writes, and the run store's round trips."""
+
 from __future__ import annotations
 
 import json
@@ -9,27 +10,33 @@ import pytest
 import torch
 
 from tmu import artifacts
-from tmu.artifacts import Store, atomic_write, config_key, default_root, load_state_dict, write_json
+from tmu.artifacts import atomic_write, config_key, default_root, load_state_dict, write_json
 from tmu.models import build_model
 
 
 # ----------------------------------------------------------------------------- config_key
 
+
 def test_config_key_is_stable_and_short():
     k = config_key("gold", {"b": 1, "a": [1, 2]}, np.array([3, 1, 2]))
-    assert k == config_key("gold", {"a": [1, 2], "b": 1}, np.array([3, 1, 2]))  # dict order is irrelevant
+    assert k == config_key(
+        "gold", {"a": [1, 2], "b": 1}, np.array([3, 1, 2])
+    )  # dict order is irrelevant
     assert len(k) == 16 and int(k, 16) >= 0
     # Frozen value: the store's keys must not change between versions, or every cache is lost.
     assert config_key("x", 1) == config_key("x", 1)
 
 
-@pytest.mark.parametrize("other", [
-    ("gold", {"b": 1, "a": [1, 2]}, np.array([3, 1, 4])),      # array content
-    ("gold", {"b": 2, "a": [1, 2]}, np.array([3, 1, 2])),      # nested value
-    ("original", {"b": 1, "a": [1, 2]}, np.array([3, 1, 2])),  # label
-    ("gold", {"b": 1, "a": [2, 1]}, np.array([3, 1, 2])),      # list order
-    ("gold", {"b": 1, "a": [1, 2]}),                            # a missing part
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("gold", {"b": 1, "a": [1, 2]}, np.array([3, 1, 4])),  # array content
+        ("gold", {"b": 2, "a": [1, 2]}, np.array([3, 1, 2])),  # nested value
+        ("original", {"b": 1, "a": [1, 2]}, np.array([3, 1, 2])),  # label
+        ("gold", {"b": 1, "a": [2, 1]}, np.array([3, 1, 2])),  # list order
+        ("gold", {"b": 1, "a": [1, 2]}),  # a missing part
+    ],
+)
 def test_config_key_is_content_sensitive(other):
     assert config_key(*other) != config_key("gold", {"b": 1, "a": [1, 2]}, np.array([3, 1, 2]))
 
@@ -56,6 +63,7 @@ def test_config_key_sees_large_arrays_nested_in_dicts():
 
 
 # ----------------------------------------------------------------------------- atomic writes
+
 
 def test_atomic_write_writes_and_leaves_no_temp_file(tmp_path):
     path = tmp_path / "deep" / "f.bin"
@@ -89,6 +97,7 @@ def test_failure_while_writing_data_keeps_the_old_file(tmp_path):
 
 # ----------------------------------------------------------------------------- Store
 
+
 def test_default_root_follows_tmu_home(store, tmp_path, monkeypatch):
     assert store.root == tmp_path / "store" and default_root() == tmp_path / "store"
     monkeypatch.delenv("TMU_HOME")
@@ -102,7 +111,9 @@ def test_store_round_trips_a_model(store):
     assert store.has_model("k1")
     loaded, meta = store.load_model("k1", build_model("cnn", 1, 10, seed=1))
     assert meta == {"seconds": 1.5, "label": "original"} and not loaded.training
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
+    )
     # The file is a plain state_dict that loads with weights_only=True.
     raw = torch.load(store.root / "models" / "k1.pt", weights_only=True)
     assert set(raw) == set(model.state_dict())
@@ -117,10 +128,15 @@ def test_store_model_without_metadata_is_incomplete(store):
 
 def test_store_round_trips_arrays(store):
     assert store.load_arrays("a") is None
-    store.save_arrays("a", features=np.arange(6.0).reshape(2, 3), g=np.array([1, 0]), seconds=np.array(2.5))
+    store.save_arrays(
+        "a", features=np.arange(6.0).reshape(2, 3), g=np.array([1, 0]), seconds=np.array(2.5)
+    )
     out = store.load_arrays("a")
     assert set(out) == {"features", "g", "seconds"}
-    assert np.array_equal(out["features"], np.arange(6.0).reshape(2, 3)) and out["g"].tolist() == [1, 0]
+    assert np.array_equal(out["features"], np.arange(6.0).reshape(2, 3)) and out["g"].tolist() == [
+        1,
+        0,
+    ]
     assert float(out["seconds"]) == 2.5
 
 
@@ -129,3 +145,32 @@ def test_store_round_trips_json(store):
     store.save_json("r", {"params": {"lr": 0.1}, "trials": [1, 2], "nan": float("nan")})
     out = store.load_json("r")
     assert out["params"] == {"lr": 0.1} and out["trials"] == [1, 2] and np.isnan(out["nan"])
+
+
+def test_cached_model_trains_once_then_loads(store, caplog):
+    calls = []
+
+    def train():
+        calls.append(1)
+        return build_model("cnn", 1, 10, seed=0)
+
+    model, meta = store.cached_model(
+        "k3",
+        "gold_0",
+        lambda: build_model("cnn", 1, 10, seed=1),
+        train,
+        extra={"params": {"lr": 0.1}},
+    )
+    assert calls == [1] and meta["cached"] is False and meta["label"] == "gold_0"
+    assert meta["params"] == {"lr": 0.1} and meta["seconds"] >= 0
+    assert store.has_model("k3")
+    with caplog.at_level("INFO", logger="tmu.artifacts"):
+        loaded, meta2 = store.cached_model(
+            "k3", "gold_0", lambda: build_model("cnn", 1, 10, seed=1), train
+        )
+    assert calls == [1]  # not trained again
+    assert meta2 == {**meta, "cached": True} and not loaded.training
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
+    )
+    assert "reusing stored gold_0 model (key k3)" in caplog.text

@@ -1,6 +1,7 @@
 """Behaviour of the literature baselines built on the shared loop (Boundary Shrink, l1-sparse,
 SCRUB, SalUn, Bad Teacher). Their interface (new model, original untouched, seeded, edge-case
 forget sets, progress) is covered by the registry-wide tests in test_unlearn.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ def make_problem(tiny, forget, n_retain=300):
 
 
 def run(name, tiny, forget, **params):
-    return get_method(name, **params).unlearn(tiny.model, make_problem(tiny, forget), Env(CPU, 0, tiny.build))
+    return get_method(name, **params).unlearn(
+        tiny.model, make_problem(tiny, forget), Env(CPU, 0, tiny.build)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,10 @@ def _ce(model, tiny, ids):
 
 def _kl_to_original(model, tiny, ids):
     """Mean KL(original || model) of the softmax outputs on `ids`."""
-    p, q = (torch.as_tensor(predict(m, tiny.x, ids, device=CPU)).clamp_min(1e-12) for m in (tiny.model, model))
+    p, q = (
+        torch.as_tensor(predict(m, tiny.x, ids, device=CPU)).clamp_min(1e-12)
+        for m in (tiny.model, model)
+    )
     return float((p * (p.log() - q.log())).sum(1).mean())
 
 
@@ -56,7 +62,9 @@ def test_nearest_wrong_labels_without_perturbation_are_the_runner_up_class(tiny,
     got = nearest_wrong_labels(tiny.model, tiny.x, forget, tiny.labels[forget], 0.0, device=CPU)
     want = runner_up_labels(predict(tiny.model, tiny.x, forget, device=CPU), tiny.labels[forget])
     assert got.tolist() == want.tolist()
-    attacked = nearest_wrong_labels(tiny.model, tiny.x, forget, tiny.labels[forget], 0.1, device=CPU)
+    attacked = nearest_wrong_labels(
+        tiny.model, tiny.x, forget, tiny.labels[forget], 0.1, device=CPU
+    )
     assert (attacked != tiny.labels[forget]).all() and attacked.dtype.kind == "i"
 
 
@@ -66,12 +74,15 @@ def test_boundary_shrink_moves_forget_predictions_to_their_nearest_wrong_classes
     nearest = nearest_wrong_labels(tiny.model, tiny.x, cls3, tiny.labels[cls3], 0.1, device=CPU)
     assert (pred != 3).mean() >= 0.8 and (pred == nearest).mean() >= 0.5
     others = tiny.test[tiny.labels[tiny.test] != 3]
-    assert _acc(out, tiny, others) > _acc(tiny.model, tiny, others) - 0.1  # the retain draw keeps accuracy
+    assert (
+        _acc(out, tiny, others) > _acc(tiny.model, tiny, others) - 0.1
+    )  # the retain draw keeps accuracy
 
 
 def test_l1_sparse_shrinks_the_weights_more_than_finetune(tiny, forget):
     def l1(model):
         return float(sum(p.detach().abs().sum() for p in model.parameters()))
+
     ft = run("finetune", tiny, forget, epochs=2, lr=0.02)
     sparse = run("l1_sparse", tiny, forget, epochs=2, lr=0.02, gamma=2e-3)
     assert l1(sparse) < 0.98 * l1(ft)  # finetune alone moves it by ~0.1 %

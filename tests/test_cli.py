@@ -1,21 +1,31 @@
 """End-to-end tests of the command line (`python -m tmu`): the run folder contract of
 architecture.md, reuse of stored models, and clean exit-2 errors for bad input."""
+
 from __future__ import annotations
 
 import json
 import math
 import re
+import time
 
 import pytest
 import torch
 
-from tmu import cli
-from tmu.config import ConfigError
+from tmu import cli, pipeline
+from tmu.config import ConfigError, RunConfig, from_dict
+from tmu.pipeline import plan_stages
 from tmu.unlearn import METHODS
 
 SETS = ("forget", "retain", "holdout", "test")
-VS_GOLD = {"delta_forget", "delta_forget_signed", "per_class_delta_forget", "agreement_forget",
-           "activation_distance_forget", "js_forget", "quadrants"}
+VS_GOLD = {
+    "delta_forget",
+    "delta_forget_signed",
+    "per_class_delta_forget",
+    "agreement_forget",
+    "activation_distance_forget",
+    "js_forget",
+    "quadrants",
+}
 QUADRANTS = {"aligned_easy", "aligned_hard", "over_forgotten", "under_forgotten"}
 
 CLI_METHODS = ("tmu", "finetune", "neggrad_plus", "random_label")  # as in conftest's cli_run
@@ -39,19 +49,27 @@ def _check_entry(entry: dict) -> None:
         assert len(per) == 10 and all(v is None or 0.0 <= v <= 1.0 for v in per)
     assert entry["seconds"] >= 0
     assert set(entry["mia"]) >= {"forget_member_rate", "auc_forget_vs_test"}
-    assert 0.0 <= entry["mia"]["forget_member_rate"] <= 1.0 and 0.0 <= entry["mia"]["auc_forget_vs_test"] <= 1.0
+    assert 0.0 <= entry["mia"]["forget_member_rate"] <= 1.0
+    assert 0.0 <= entry["mia"]["auc_forget_vs_test"] <= 1.0
 
 
 def test_run_exits_0_and_prints_the_summary(cli_run):
     assert cli_run.first.returncode == 0, cli_run.first.stderr
     assert "Traceback" not in cli_run.first.stderr
-    assert "gold-vs-gold" in cli_run.first.stdout and f"run folder: {cli_run.out}" in cli_run.first.stdout
+    assert (
+        "gold-vs-gold" in cli_run.first.stdout
+        and f"run folder: {cli_run.out}" in cli_run.first.stdout
+    )
 
 
 def test_report_has_every_key_of_the_contract(report):
     assert {"config", "dataset", "models", "noise_floor", "predictor"} <= set(report)
-    assert report["config"]["dataset"] == "digits" and report["config"]["methods"] == list(CLI_METHODS)
-    assert report["config"]["train"]["epochs"] == 2 and report["config"]["forget"] == "subclass:3:0.3"
+    assert report["config"]["dataset"] == "digits" and report["config"]["methods"] == list(
+        CLI_METHODS
+    )
+    assert (
+        report["config"]["train"]["epochs"] == 2 and report["config"]["forget"] == "subclass:3:0.3"
+    )
     ds = report["dataset"]
     assert ds["name"] == "digits" and ds["classes"] == [str(c) for c in range(10)]
     sizes = ds["sizes"]
@@ -69,11 +87,18 @@ def test_report_has_every_key_of_the_contract(report):
         _check_entry(e)
         assert set(e["vs_gold"]) >= VS_GOLD and set(e["vs_gold"]["quadrants"]) == QUADRANTS
         assert sum(e["vs_gold"]["quadrants"].values()) == pytest.approx(1.0)
-        assert e["vs_gold"]["delta_forget"] == pytest.approx(abs(e["vs_gold"]["delta_forget_signed"]))
+        assert e["vs_gold"]["delta_forget"] == pytest.approx(
+            abs(e["vs_gold"]["delta_forget_signed"])
+        )
         assert 0.0 <= e["vs_gold"]["agreement_forget"] <= 1.0
         assert e["retrain_time_ratio"] >= 0 and math.isfinite(e["retrain_time_ratio"])
     assert set(report["noise_floor"]) >= {"delta_forget", "agreement_forget"}
-    assert set(report["predictor"]) >= {"accuracy", "balanced_accuracy", "predicted_hard", "true_hard"}
+    assert set(report["predictor"]) >= {
+        "accuracy",
+        "balanced_accuracy",
+        "predicted_hard",
+        "true_hard",
+    }
     assert 0.0 <= report["predictor"]["accuracy"] <= 1.0
     assert 0 <= report["predictor"]["predicted_hard"] <= sizes["forget"]
 
@@ -82,7 +107,9 @@ def test_subclass_forget_set_is_all_class_3(report, cli_run):
     split = json.loads((cli_run.out / "split.json").read_text())
     assert {"train", "holdout", "test", "forget", "retain"} <= set(split)
     assert len(split["forget"]) == report["dataset"]["sizes"]["forget"]
-    assert set(split["forget"]) <= set(split["train"]) and not set(split["forget"]) & set(split["retain"])
+    assert set(split["forget"]) <= set(split["train"]) and not set(split["forget"]) & set(
+        split["retain"]
+    )
     per_class = report["models"]["original"]["per_class"]["forget"]
     assert [c for c, v in enumerate(per_class) if v is not None] == [3]
 
@@ -119,56 +146,223 @@ def test_methods_command_lists_every_method(capsys):
         assert name in out and cls.description in out
 
 
+# ----------------------------------------------------------------------------- progress
+
+STAGE_LINE = re.compile(r"\[(\d+)/(\d+)\] (.+): \d+\.\d s")
+
+
+def _stage_lines(stderr: str) -> list[tuple[int, int, str]]:
+    return [
+        (int(m[1]), int(m[2]), m[3]) for m in map(STAGE_LINE.fullmatch, stderr.splitlines()) if m
+    ]
+
+
+def test_progress_in_a_log_is_one_line_per_stage(cli_run, report):
+    """stderr is captured (not a terminal): no bar, no carriage return, one line per stage."""
+    stages = plan_stages(from_dict(RunConfig, report["config"]))
+    assert stages == ["original", "gold 1/2", "gold 2/2", "twin", *CLI_METHODS, "evaluate"]
+    expected = [(k, len(stages), s) for k, s in enumerate(stages, 1)]
+    err = cli_run.first.stderr
+    assert "\r" not in err and "%|" not in err
+    lines = err.splitlines()
+    assert _stage_lines(err) == expected and len(lines) == len(stages) + 1
+    assert re.fullmatch(r"all 9 stages: \d+\.\d s", lines[-1])
+
+
+def test_a_run_from_stored_models_still_logs_every_stage(cli_run):
+    err = cli_run.second.stderr  # -v: INFO lines in between
+    assert "\r" not in err
+    assert [s for _, _, s in _stage_lines(err)] == [
+        "original",
+        "gold 1/2",
+        "gold 2/2",
+        "twin",
+        *CLI_METHODS,
+        "evaluate",
+    ]
+
+
+def test_stage_log_prints_a_stage_when_the_next_one_starts(capsys):
+    log = cli.progress_display(
+        ["load", "fit", "save"], quiet=False
+    )  # capsys's stderr is no terminal
+    assert isinstance(log, cli.StageLog)
+    for stage, frac in [("load", 0.0), ("load", 1.0), ("fit", 0.3), ("fit", 0.9), ("save", 1.0)]:
+        log(stage, frac)
+    assert _stage_lines(capsys.readouterr().err) == [(1, 3, "load"), (2, 3, "fit")]
+    log.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and _stage_lines(lines[0]) == [(3, 3, "save")]
+    assert re.fullmatch(r"all 3 stages: \d+\.\d s", lines[1])
+
+
+def test_progress_is_a_bar_on_a_terminal_and_nothing_when_quiet(capsys, monkeypatch):
+    assert cli.progress_display(["a"], quiet=True) is None
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True)
+    bar = cli.progress_display(["a", "b"], quiet=False)
+    assert isinstance(bar, cli.StageBar)
+    bar("a", 1.0)
+    bar("b", 0.0)
+    assert bar.bar.n == 1
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\r" in err and "100%" in err and not _stage_lines(err)
+
+
+def test_benchmark_writes_docs_benchmarks_methods_by_default():
+    args = cli.build_parser().parse_args(["benchmark"])
+    assert args.out == "docs/benchmarks-methods.md" and args.func is cli.cmd_benchmark
+    assert cli.build_parser().parse_args(["benchmark", "--out", "x.md"]).out == "x.md"
+
+
 # ----------------------------------------------------------------------------- bad input
 
+# Every bad value but an unknown class (which needs the dataset's class list) is refused before
+# any data is loaded: the config (types, ranges, registry names, device, forget spec) first.
 BAD = [
     (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--dataset", "imagefolder:"], "imagefolder: no path given"),
     (["--forget", "random:1.5"], "fraction 1.5 in forget spec 'random:1.5'"),
-    (["--forget", "class:42"], "unknown class 42"),
+    (
+        ["--forget", "nope:0.1"],
+        "unknown forget spec kind 'nope' in 'nope:0.1'; use random:F, subclass:C:F",
+    ),
+    (["--forget", "subclass:3"], "forget spec 'subclass:3' must look like subclass:CLASS:FRACTION"),
+    (["--forget", "ids:4,5,4"], r"forget spec 'ids:4,5,4': duplicate ids \[4\]"),
+    (
+        ["--forget", "ids:1,99999999999999999999"],
+        r"ids \[99999999999999999999\] do not fit in 64 bits",
+    ),
     (["--forget", "ids:/no/such/file.txt"], "id file '/no/such/file.txt'"),
     (["--methods", "scrubz,tmu"], "unknown method.*scrubz"),
+    (["--twin-tune", "nope"], r"unknown method\(s\) \['nope'\] in twin_tune"),
+    (["--model", "vgg"], r"unknown model\(s\) \['vgg'\]; valid: \['cnn', 'resnet18'\]"),
     (["--set", "train.bogus=1"], r"unknown TrainConfig key\(s\) \['bogus'\]"),
-    (["--set", "method_params.tmu.bogus=1"], r"unknown hyper-parameter\(s\) \['bogus'\] for method 'tmu'"),
+    (
+        ["--set", "method_params.tmu.bogus=1"],
+        r"unknown hyper-parameter\(s\) \['bogus'\] for method 'tmu'",
+    ),
     (["--set", "train.epochs"], "--set 'train.epochs' must look like SECTION.KEY=VALUE"),
-    (["--gold-seeds", "0"], "gold_seeds=0 must be at least 1"),
+    (["--set", "train.epochs=abc"], "train.epochs='abc': Input should be a valid integer"),
+    (["--set", "train=5"], "train=5: Input should be a dictionary or an instance of TrainConfig"),
+    (["--set", "method_params.tmu=5"], "method_params.tmu=5: Input should be a valid dictionary"),
+    (
+        ["--set", "train.batch_size=-1"],
+        "train.batch_size=-1: Input should be greater than or equal to 1",
+    ),
+    (
+        ["--set", "train.schedule=cosin"],
+        "train.schedule='cosin': Input should be 'cosine' or 'constant'",
+    ),
+    (["--set", "predictor.rule=x"], "predictor.rule='x': Input should be 'rate' or 'threshold'"),
+    (
+        ["--set", "predictor.kind=x"],
+        r"unknown predictor\(s\) \['x'\]; valid: \['logistic', 'mlp'\]",
+    ),
+    (
+        ["--set", 'features.features=["XX"]'],
+        r"unknown feature\(s\) \['XX'\]; valid: \['AF', 'CF', 'DF'\]",
+    ),
+    (["--set", "split.test=0.9"], "split.holdout=0.2 and split.test=0.9 must sum below 1"),
+    (["--gold-seeds", "0"], "gold_seeds=0: Input should be greater than or equal to 1"),
+    (["--seed", "-1"], "seed=-1: Input should be greater than or equal to 0"),
     (["--device", "cuda:x"], "device 'cuda:x' is malformed"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
 ]
+NEEDS_DATA = [(["--forget", "class:42"], "unknown class 42")]
 
 
-@pytest.mark.parametrize("extra,message", BAD, ids=[" ".join(e) for e, _ in BAD])
-def test_bad_input_exits_2_with_one_error_line(extra, message, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TMU_HOME", str(tmp_path / "store"))
+def _bad_run(extra, tmp_path, capsys) -> str:
     try:
         rc = cli.main(["run", "--dataset", "digits", "-q", "--out", str(tmp_path / "out"), *extra])
     except BaseException as err:  # any escape would be a traceback for the user
         pytest.fail(f"{type(err).__name__} escaped cli.main: {err}")
     err = capsys.readouterr().err
     assert rc == 2
+    assert len(err.splitlines()) == 1 and err.endswith("\n"), err  # exactly one line
     assert err.startswith("error: ") and "Traceback" not in err
-    assert re.search(message, err), err
     assert not (tmp_path / "out").exists()
+    return err
+
+
+@pytest.mark.parametrize("extra,message", BAD, ids=[" ".join(e) for e, _ in BAD])
+def test_bad_input_exits_2_with_one_error_line_before_loading_data(
+    extra, message, tmp_path, monkeypatch, capsys
+):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the bad input was refused")
+
+    monkeypatch.setenv("TMU_HOME", str(tmp_path / "store"))
+    monkeypatch.setattr(pipeline.stages, "load_dataset", no_data)
+    start = time.monotonic()
+    err = _bad_run(extra, tmp_path, capsys)
+    assert time.monotonic() - start < 5.0
+    assert re.search(message, err), err
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("extra,message", NEEDS_DATA, ids=[" ".join(e) for e, _ in NEEDS_DATA])
+def test_bad_input_found_in_the_data_exits_2_with_one_error_line(
+    extra, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("TMU_HOME", str(tmp_path / "store"))
+    err = _bad_run(extra, tmp_path, capsys)
+    assert re.search(message, err), err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_device_cuda_without_gpu_exits_2_in_a_real_process(tmp_path, tmu_cmd):
-    proc = tmu_cmd(["run", "--dataset", "digits", "--device", "cuda", "-q", "--out", str(tmp_path / "o")],
-                   tmp_path / "store", tmp_path, timeout=120)
+    proc = tmu_cmd(
+        ["run", "--dataset", "digits", "--device", "cuda", "-q", "--out", str(tmp_path / "o")],
+        tmp_path / "store",
+        tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "error: device 'cuda'" in proc.stderr and "no CUDA GPU" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_unknown_method_exits_2_in_a_real_process(tmp_path, tmu_cmd):
-    proc = tmu_cmd(["run", "--dataset", "digits", "--methods", "scrubz", "-q", "--out", str(tmp_path / "o")],
-                   tmp_path / "store", tmp_path, timeout=120)
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--methods", "scrubz"], "error: unknown method(s) ['scrubz']"),
+        (
+            ["--set", "train.epochs=abc"],
+            "error: train.epochs='abc': Input should be a valid integer",
+        ),
+    ],
+    ids=["unknown-method", "bad-int"],
+)
+def test_bad_input_exits_2_in_a_real_process(tmp_path, tmu_cmd, extra, message):
+    proc = tmu_cmd(
+        ["run", "--dataset", "digits", *extra, "-q", "--out", str(tmp_path / "o")],
+        tmp_path / "store",
+        tmp_path,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2 and "error: unknown method" in proc.stderr and "scrubz" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and proc.stderr.startswith(message)
+        and len(proc.stderr.splitlines()) == 1
+    )
+    assert not (tmp_path / "o").exists() and not (tmp_path / "store").exists()
 
 
 def test_parse_overrides():
-    assert cli.parse_overrides(["train.epochs=3", "twin.min_size=100", "method_params.tmu.hard_label=random",
-                                "methods=[\"tmu\"]"]) == {
-        "train": {"epochs": 3}, "twin": {"min_size": 100}, "method_params": {"tmu": {"hard_label": "random"}},
-        "methods": ["tmu"]}
+    assert cli.parse_overrides(
+        [
+            "train.epochs=3",
+            "twin.min_size=100",
+            "method_params.tmu.hard_label=random",
+            "methods=[\"tmu\"]",
+        ]
+    ) == {
+        "train": {"epochs": 3},
+        "twin": {"min_size": 100},
+        "method_params": {"tmu": {"hard_label": "random"}},
+        "methods": ["tmu"],
+    }
     with pytest.raises(ConfigError, match=r"--set '=3' must look like SECTION.KEY=VALUE"):
         cli.parse_overrides(["=3"])

@@ -1,4 +1,5 @@
-"""Tests for tmu.data: embedded datasets, torchvision loaders on tiny native-format files, imagefolder."""
+"""Tests for tmu.data: embedded datasets, torchvision loaders on tiny native-format files,
+imagefolder."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from PIL import Image
 from torchvision import datasets as tvd
 
 from tmu import data
-from tmu.data import DATASETS, DatasetError, Pool, dataset_names, load_dataset
+from tmu.data import DATASETS, DatasetError, Pool, check_dataset_name, dataset_names, load_dataset
 
-# ----------------------------------------------------------------------------- native-format writers
+# ----------------------------------------------------------------------------- native-format
+# writers
 
 
 def _write_idx(path: Path, arr: np.ndarray) -> None:
-    """Write a uint8 array as an (uncompressed) IDX file: magic 0x0000 08 <ndim>, big-endian dims."""
+    """Write a uint8 array as an (uncompressed) IDX file: magic 0x0000 08 <ndim>, big-endian
+    dims."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
     path.write_bytes(header + arr.astype(np.uint8).tobytes())
@@ -49,40 +52,52 @@ def _write_cifar10(root: Path, per_batch: int = 2, n_test: int = 3):
     """Tiny cifar-10-batches-py/ pickles; returns (images NHWC, labels, class names) train+test."""
     rng = np.random.default_rng(1)
     n = 5 * per_batch + n_test
-    flat = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)   # CIFAR rows: R plane, G, B
+    flat = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)  # CIFAR rows: R plane, G, B
     y = rng.integers(0, 10, n).tolist()
     folder = root / "cifar-10-batches-py"
     for b in range(5):
         rows = slice(b * per_batch, (b + 1) * per_batch)
         _pickle(folder / f"data_batch_{b + 1}", {"data": flat[rows], "labels": y[rows]})
-    _pickle(folder / "test_batch", {"data": flat[5 * per_batch:], "labels": y[5 * per_batch:]})
+    _pickle(folder / "test_batch", {"data": flat[5 * per_batch :], "labels": y[5 * per_batch :]})
     names = [f"c10_{i}" for i in range(10)]
     _pickle(folder / "batches.meta", {"label_names": names})
     return flat.reshape(n, 3, 32, 32), y, names
 
 
 def _write_cifar100(root: Path, n_train: int = 5, n_test: int = 3):
-    """Tiny cifar-100-python/ pickles; returns (images NCHW, fine labels, class names) train+test."""
+    """Tiny cifar-100-python/ pickles; returns (images NCHW, fine labels, class names)
+    train+test."""
     rng = np.random.default_rng(2)
     n = n_train + n_test
     flat = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
     fine = rng.integers(0, 100, n).tolist()
     coarse = [f // 5 for f in fine]
     folder = root / "cifar-100-python"
-    _pickle(folder / "train", {"data": flat[:n_train], "fine_labels": fine[:n_train], "coarse_labels": coarse[:n_train]})
-    _pickle(folder / "test", {"data": flat[n_train:], "fine_labels": fine[n_train:], "coarse_labels": coarse[n_train:]})
+    for name, rows in (("train", slice(0, n_train)), ("test", slice(n_train, n))):
+        _pickle(
+            folder / name,
+            {"data": flat[rows], "fine_labels": fine[rows], "coarse_labels": coarse[rows]},
+        )
     names = [f"c100_{i}" for i in range(100)]
-    _pickle(folder / "meta", {"fine_label_names": names, "coarse_label_names": [f"s{i}" for i in range(20)]})
+    _pickle(
+        folder / "meta",
+        {"fine_label_names": names, "coarse_label_names": [f"s{i}" for i in range(20)]},
+    )
     return flat.reshape(n, 3, 32, 32), fine, names
 
 
 def _no_md5(cls: type) -> type:
-    """Subclass of a torchvision CIFAR class that still requires the files but skips their md5 sums."""
-    return type(cls.__name__, (cls,), {
-        "train_list": [[f, None] for f, _ in cls.train_list],
-        "test_list": [[f, None] for f, _ in cls.test_list],
-        "meta": {**cls.meta, "md5": None},
-    })
+    """Subclass of a torchvision CIFAR class that still requires the files but skips their md5
+    sums."""
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "train_list": [[f, None] for f, _ in cls.train_list],
+            "test_list": [[f, None] for f, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": None},
+        },
+    )
 
 
 @pytest.fixture
@@ -96,12 +111,16 @@ def no_md5(monkeypatch):
 
 def test_mnist5k_real_values():
     pool = load_dataset("mnist5k")
-    assert pool.x.shape == (5000, 1, 28, 28) and pool.x.dtype == torch.float32 and pool.x.is_contiguous()
+    assert (
+        pool.x.shape == (5000, 1, 28, 28)
+        and pool.x.dtype == torch.float32
+        and pool.x.is_contiguous()
+    )
     assert pool.x.min().item() == 0.0 and pool.x.max().item() == 1.0
     assert pool.y.dtype == torch.int64 and pool.y[0].item() == 0 and pool.y[-1].item() == 9
     assert torch.bincount(pool.y).tolist() == [500] * 10
     assert pool.classes == tuple(str(d) for d in range(10)) and pool.official_test is None
-    assert (len(pool), pool.num_classes, pool.in_channels, pool.image_size) == (5000, 10, 1, 28)
+    assert (len(pool), pool.num_classes, pool.in_channels, pool.x.shape[2]) == (5000, 10, 1, 28)
     # pixel values are k/255: the stored 0..255 integers round-trip exactly
     k = pool.x * 255
     assert torch.equal(k, k.round())
@@ -113,18 +132,22 @@ def test_digits_real_values():
     assert pool.x.min().item() == 0.0 and pool.x.max().item() == 1.0
     assert torch.equal(pool.x * 16, (pool.x * 16).round())
     assert pool.y[:10].tolist() == list(range(10)) and pool.official_test is None
-    assert pool.num_classes == 10 and pool.image_size == 8
+    assert pool.num_classes == 10 and pool.x.shape[2] == 8
 
 
 # ----------------------------------------------------------------------------- torchvision loaders
 
 
-@pytest.mark.parametrize("name, folder, cls", [("mnist", "MNIST", tvd.MNIST),
-                                               ("fashion-mnist", "FashionMNIST", tvd.FashionMNIST)])
+@pytest.mark.parametrize(
+    "name, folder, cls",
+    [("mnist", "MNIST", tvd.MNIST), ("fashion-mnist", "FashionMNIST", tvd.FashionMNIST)],
+)
 def test_mnist_family_round_trip(tmp_path, name, folder, cls):
     x, y = _write_mnist(tmp_path, folder)
     pool = load_dataset(name, root=tmp_path)
-    assert pool.x.shape == (10, 1, 28, 28) and pool.x.dtype == torch.float32 and pool.x.is_contiguous()
+    assert (
+        pool.x.shape == (10, 1, 28, 28) and pool.x.dtype == torch.float32 and pool.x.is_contiguous()
+    )
     assert pool.y.tolist() == y.tolist()
     assert torch.equal(pool.x[:, 0], torch.from_numpy(x).float() / 255)
     assert pool.official_test.dtype == np.int64 and pool.official_test.tolist() == [6, 7, 8, 9]
@@ -138,7 +161,7 @@ def test_cifar10_round_trip(tmp_path, no_md5):
     assert pool.y.tolist() == y and pool.classes == tuple(names)
     assert torch.equal(pool.x, torch.from_numpy(x).float() / 255)
     assert pool.official_test.tolist() == [10, 11, 12]
-    assert (pool.in_channels, pool.image_size, pool.num_classes) == (3, 32, 10)
+    assert (pool.in_channels, pool.x.shape[2], pool.num_classes) == (3, 32, 10)
 
 
 def test_cifar100_round_trip(tmp_path, no_md5):
@@ -156,21 +179,30 @@ def test_default_root_from_env(tmp_path, monkeypatch):
     assert len(load_dataset("mnist")) == 10
 
 
-@pytest.mark.parametrize("name, folder, first_file", [
-    ("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
-    ("fashion-mnist", "FashionMNIST/raw", "train-images-idx3-ubyte"),
-    ("cifar10", "cifar-10-batches-py", "data_batch_1"),
-    ("cifar100", "cifar-100-python", "train"),
-])
+@pytest.mark.parametrize(
+    "name, folder, first_file",
+    [
+        ("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
+        ("fashion-mnist", "FashionMNIST/raw", "train-images-idx3-ubyte"),
+        ("cifar10", "cifar-10-batches-py", "data_batch_1"),
+        ("cifar100", "cifar-100-python", "train"),
+    ],
+)
 def test_missing_files_name_the_folder(tmp_path, name, folder, first_file):
     expected = re.escape(str(tmp_path / folder))
-    with pytest.raises(DatasetError, match=rf"{re.escape(name)}: .*{expected}.*{first_file}.*--download") as info:
+    with pytest.raises(
+        DatasetError, match=rf"{re.escape(name)}: .*{expected}.*{first_file}"
+    ) as info:
         load_dataset(name, root=tmp_path)
     assert "missing: " + first_file in str(info.value)
+    # The message names the command that fetches exactly these files.
+    assert str(info.value).endswith(f"`python -m tmu download {name} --data-root {tmp_path}`.")
 
 
 def test_real_cifar_md5_check_reports_corrupted(tmp_path):
-    _write_cifar10(tmp_path)      # files present but not the official ones: torchvision's md5 check fails
+    _write_cifar10(
+        tmp_path
+    )  # files present but not the official ones: torchvision's md5 check fails
     with pytest.raises(DatasetError, match="missing: none, so some are corrupted"):
         load_dataset("cifar10", root=tmp_path)
 
@@ -179,6 +211,7 @@ def test_failed_download_is_a_dataset_error(tmp_path, monkeypatch):
     class Offline(tvd.MNIST):
         def download(self):
             raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
     monkeypatch.setitem(data._TV_CLASSES, "mnist", Offline)
     with pytest.raises(DatasetError, match="Error downloading.*download failed"):
         load_dataset("mnist", root=tmp_path, download=True)
@@ -194,17 +227,17 @@ def _save(path: Path, arr: np.ndarray, mode: str | None = None) -> None:
 
 
 def test_imagefolder_grayscale_keeps_size_and_values(tmp_path):
-    a = np.arange(20, dtype=np.uint8).reshape(4, 5) * 10      # H=4, W=5
+    a = np.arange(20, dtype=np.uint8).reshape(4, 5) * 10  # H=4, W=5
     _save(tmp_path / "dog" / "1.png", a)
     _save(tmp_path / "cat" / "2.png", 255 - a)
     _save(tmp_path / "cat" / "1.PNG", a)
-    (tmp_path / "cat" / "notes.txt").write_text("not an image")   # ignored, like torchvision
-    (tmp_path / ".hidden").mkdir()                                 # hidden folders are not classes
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")  # ignored, like torchvision
+    (tmp_path / ".hidden").mkdir()  # hidden folders are not classes
     pool = load_dataset(f"imagefolder:{tmp_path}")
     assert pool.classes == ("cat", "dog") and pool.y.tolist() == [0, 0, 1]
     assert pool.x.shape == (3, 1, 4, 5) and pool.official_test is None
-    assert torch.equal(pool.x[0, 0], torch.from_numpy(a).float() / 255)          # cat/1.PNG
-    assert torch.equal(pool.x[1, 0], torch.from_numpy(255 - a).float() / 255)    # cat/2.png
+    assert torch.equal(pool.x[0, 0], torch.from_numpy(a).float() / 255)  # cat/1.PNG
+    assert torch.equal(pool.x[1, 0], torch.from_numpy(255 - a).float() / 255)  # cat/2.png
     assert pool.name == f"imagefolder:{tmp_path}"
 
 
@@ -222,12 +255,12 @@ def test_imagefolder_rgb_with_gray_mixed_in(tmp_path):
     rgb[..., 0], rgb[..., 2] = 255, 51
     gray = np.full((3, 3), 102, dtype=np.uint8)
     _save(tmp_path / "red" / "r.png", rgb)
-    _save(tmp_path / "red" / "p.png", rgb, mode="P")      # palette image -> RGB
+    _save(tmp_path / "red" / "p.png", rgb, mode="P")  # palette image -> RGB
     _save(tmp_path / "gray" / "g.png", gray)
     pool = load_dataset(f"imagefolder:{tmp_path}")
     assert pool.x.shape == (3, 3, 3, 3) and pool.in_channels == 3
     assert pool.classes == ("gray", "red") and pool.y.tolist() == [0, 1, 1]
-    assert torch.allclose(pool.x[0], torch.full((3, 3, 3), 0.4))                 # gray copied to R, G, B
+    assert torch.allclose(pool.x[0], torch.full((3, 3, 3), 0.4))  # gray copied to R, G, B
     assert pool.x[1, :, 0, 0].tolist() == pytest.approx([1.0, 0.0, 0.2])
 
 
@@ -235,13 +268,16 @@ def test_imagefolder_mixed_sizes_resize_to_32(tmp_path):
     _save(tmp_path / "a" / "small.png", np.full((8, 10), 51, dtype=np.uint8))
     _save(tmp_path / "b" / "big.png", np.full((64, 40), 204, dtype=np.uint8))
     pool = load_dataset(f"imagefolder:{tmp_path}")
-    assert pool.x.shape == (2, 1, 32, 32) and pool.image_size == 32
-    assert torch.allclose(pool.x[0], torch.full((1, 32, 32), 0.2), atol=1e-6)   # constant images stay constant
+    assert pool.x.shape == (2, 1, 32, 32)
+    # constant images stay constant
+    assert torch.allclose(pool.x[0], torch.full((1, 32, 32), 0.2), atol=1e-6)
     assert torch.allclose(pool.x[1], torch.full((1, 32, 32), 0.8), atol=1e-6)
 
 
 def test_imagefolder_missing_path(tmp_path):
-    with pytest.raises(DatasetError, match=f"folder not found: {re.escape(str(tmp_path / 'nope'))}"):
+    with pytest.raises(
+        DatasetError, match=f"folder not found: {re.escape(str(tmp_path / 'nope'))}"
+    ):
         load_dataset(f"imagefolder:{tmp_path / 'nope'}")
 
 
@@ -261,7 +297,8 @@ def test_imagefolder_empty_class_folder(tmp_path):
     _save(tmp_path / "full" / "a.png", np.zeros((2, 2), dtype=np.uint8))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
-    with pytest.raises(DatasetError, match=f"class folder {re.escape(str(tmp_path / 'empty'))} has no images"):
+    empty = re.escape(str(tmp_path / "empty"))
+    with pytest.raises(DatasetError, match=f"class folder {empty} has no images"):
         load_dataset(f"imagefolder:{tmp_path}")
 
 
@@ -283,9 +320,40 @@ def test_imagefolder_without_path():
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(DatasetError, match="unknown dataset 'imagenet'.*mnist5k, digits, mnist, "
-                                           "fashion-mnist, cifar10, cifar100, imagefolder:PATH"):
+    with pytest.raises(
+        DatasetError,
+        match="unknown dataset 'imagenet'.*mnist5k, digits, mnist, "
+        "fashion-mnist, cifar10, cifar100, imagefolder:PATH",
+    ):
         load_dataset("imagenet")
+
+
+@pytest.mark.parametrize("name", [*DATASETS, "imagefolder:/no/such/folder"])
+def test_check_dataset_name_accepts_registry_names_without_reading_files(name):
+    assert check_dataset_name(name) is None  # an imagefolder path is checked when loaded
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("imagenet", "unknown dataset 'imagenet'; valid names: mnist5k"),
+        ("MNIST", "unknown dataset 'MNIST'"),
+        ("imagefolder:", "no path given"),
+    ],
+)
+def test_check_dataset_name_rejects(name, message):
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        check_dataset_name(name)
+
+
+def test_download_command_reports_the_dataset_once_its_files_are_there(tmp_path, capsys):
+    from tmu import cli
+
+    _write_mnist(tmp_path, "MNIST")  # present: torchvision fetches nothing
+    assert cli.main(["download", "mnist", "--data-root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "mnist: 10 images, 10 classes, ready\n"
+    assert cli.main(["download", "imagenet", "--data-root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown dataset 'imagenet'")
 
 
 def test_dataset_names_and_registry():

@@ -1,4 +1,5 @@
 """Tests for tmu.evaluate: every metric of method spec §7 against a hand-computed case."""
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,8 @@ def test_accuracy_hand_case():
 
 
 def test_per_class_accuracy_with_an_absent_class():
-    # class 0: 1 sample, right -> 1.0; class 1: right -> 1.0; class 2: samples 2 (right), 3 (wrong) -> 0.5;
+    # class 0: 1 sample, right -> 1.0; class 1: right -> 1.0; class 2: samples 2 (right), 3 (wrong)
+    # -> 0.5;
     # class 3: no sample -> None.
     assert ev.per_class_accuracy(GOLD, Y, 4) == [1.0, 1.0, 0.5, None]
     # unlearned: class 0 right, class 1 wrong, class 2 both wrong.
@@ -39,9 +41,12 @@ def test_per_class_accuracy_with_an_absent_class():
 
 
 def test_per_class_delta_hand_case():
-    # classes present in both: |1-1| = 0, |1-0| = 1, |0.5-0| = 0.5 -> mean 0.5; class 3 (None) skipped,
+    # classes present in both: |1-1| = 0, |1-0| = 1, |0.5-0| = 0.5 -> mean 0.5; class 3 (None)
+    # skipped,
     # class 4 present in one list only skipped.
-    assert ev.per_class_delta([1.0, 1.0, 0.5, None, 0.2], [1.0, 0.0, 0.0, None, None]) == pytest.approx(0.5)
+    assert ev.per_class_delta(
+        [1.0, 1.0, 0.5, None, 0.2], [1.0, 0.0, 0.0, None, None]
+    ) == pytest.approx(0.5)
     assert math.isnan(ev.per_class_delta([None], [0.3]))
 
 
@@ -56,8 +61,9 @@ def test_quadrants_hand_case():
     # aligned_easy (R,R): row 0 -> 1/4; over_forgotten (R,W): rows 1, 2 -> 2/4;
     # aligned_hard (W,W): row 3 -> 1/4; under_forgotten (W,R): none -> 0.
     q = ev.quadrants(UNL, GOLD, Y)
-    assert q == pytest.approx({"aligned_easy": 0.25, "aligned_hard": 0.25,
-                               "over_forgotten": 0.5, "under_forgotten": 0.0})
+    assert q == pytest.approx(
+        {"aligned_easy": 0.25, "aligned_hard": 0.25, "over_forgotten": 0.5, "under_forgotten": 0.0}
+    )
     assert sum(q.values()) == pytest.approx(1.0)
 
 
@@ -88,7 +94,9 @@ def test_js_divergence_hand_case():
 def test_losses_hand_case():
     p = np.array([[0.5, 0.5], [0.1, 0.9], [0.0, 1.0]])
     # -ln 0.5, -ln 0.9, and -ln(1e-12) for a zero probability (clipped, finite).
-    assert ev.losses(p, np.array([0, 1, 0])) == pytest.approx([math.log(2), -math.log(0.9), -math.log(1e-12)])
+    assert ev.losses(p, np.array([0, 1, 0])) == pytest.approx(
+        [math.log(2), -math.log(0.9), -math.log(1e-12)]
+    )
 
 
 def test_loss_threshold_hand_case():
@@ -116,9 +124,9 @@ def _probs_with_true(p_true):
 
 def test_mia_member_rate_and_auc_hand_case():
     probs, y = {}, {}
-    probs["retain"], y["retain"] = _probs_with_true([0.9, 0.8])        # losses 0.105, 0.223
-    probs["holdout"], y["holdout"] = _probs_with_true([0.5])           # 0.693
-    probs["test"], y["test"] = _probs_with_true([0.4, 0.6])            # 0.916, 0.511
+    probs["retain"], y["retain"] = _probs_with_true([0.9, 0.8])  # losses 0.105, 0.223
+    probs["holdout"], y["holdout"] = _probs_with_true([0.5])  # 0.693
+    probs["test"], y["test"] = _probs_with_true([0.4, 0.6])  # 0.916, 0.511
     probs["forget"], y["forget"] = _probs_with_true([0.95, 0.7, 0.3])  # 0.051, 0.357, 1.204
     out = ev.mia(probs, y)
     # Threshold: both members (<= 0.223) and no non-member -> tpr - fpr = 1 at tau = -ln 0.8.
@@ -141,13 +149,17 @@ def test_model_summary_fields():
 
 def test_vs_gold_hand_case():
     out = ev.vs_gold(UNL, GOLD, Y, 3)
-    assert out["delta_forget"] == pytest.approx(0.5)          # |1/4 - 3/4|
+    assert out["delta_forget"] == pytest.approx(0.5)  # |1/4 - 3/4|
     assert out["delta_forget_signed"] == pytest.approx(-0.5)
     assert out["per_class_delta_forget"] == pytest.approx(0.5)  # mean(|1-1|, |0-1|, |0-0.5|)
     assert out["agreement_forget"] == pytest.approx(0.5)
-    # Rows 0 and 3: same class, unl (0.6, 0.2, 0.2) vs gold (0.8, 0.1, 0.1): ||(-.2, .1, .1)|| = sqrt(.06).
-    # Rows 1 and 2: different classes, e.g. unl (.2, .2, .6) vs gold (.1, .8, .1): ||(.1, -.6, .5)|| = sqrt(.62).
-    assert out["activation_distance_forget"] == pytest.approx((math.sqrt(0.06) + math.sqrt(0.62)) / 2)
+    # Rows 0 and 3: same class, unl (0.6, 0.2, 0.2) vs gold (0.8, 0.1, 0.1): ||(-.2, .1, .1)|| =
+    # sqrt(.06).
+    # Rows 1 and 2: different classes, e.g. unl (.2, .2, .6) vs gold (.1, .8, .1): ||(.1, -.6,
+    # .5)|| = sqrt(.62).
+    assert out["activation_distance_forget"] == pytest.approx(
+        (math.sqrt(0.06) + math.sqrt(0.62)) / 2
+    )
     assert out["js_forget"] == pytest.approx(ev.js_divergence(UNL, GOLD))
     assert out["quadrants"] == ev.quadrants(UNL, GOLD, Y)
 

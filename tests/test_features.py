@@ -1,4 +1,5 @@
 """Tests for tmu.features: DF / AF / CF on hand-made models and embeddings, and the IQR scaler."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,15 @@ import torch
 from torch import nn
 
 from tmu.config import FeatureConfig, TrainConfig
-from tmu.features import (FEATURES, FeatureContext, IQRScaler, adversarial_feature, compute_features,
-                          curriculum_feature, distance_feature)
+from tmu.features import (
+    FEATURES,
+    FeatureContext,
+    IQRScaler,
+    adversarial_feature,
+    compute_features,
+    curriculum_feature,
+    distance_feature,
+)
 from tmu.features.distance import knn_class_distance
 from tmu.training import train_from_scratch
 
@@ -18,6 +26,7 @@ CPU = torch.device("cpu")
 
 
 # ----------------------------------------------------------------------------- DF hand case
+
 
 def test_knn_class_distance_hand_case():
     query = np.array([[2.0, 0.0], [0.0, 5.0], [1.0, 1.0]])
@@ -33,19 +42,37 @@ def test_knn_class_distance_hand_case():
 
 
 def test_knn_class_distance_uses_fewer_neighbours_when_the_class_is_small():
-    out = knn_class_distance(np.array([[1.0, 0.0]]), np.array([0]), np.array([[0.0, 1.0]]), np.array([0]), k=5)
+    out = knn_class_distance(
+        np.array([[1.0, 0.0]]), np.array([0]), np.array([[0.0, 1.0]]), np.array([0]), k=5
+    )
     assert out == pytest.approx([math.sqrt(2)], abs=1e-6)
 
 
-# ----------------------------------------------------------------------------- features on a real model
+# ----------------------------------------------------------------------------- features on a real
+# model
+
 
 @pytest.fixture(scope="module")
 def ctx(tiny):
-    curriculum = train_from_scratch(tiny.build, tiny.x, tiny.labels, np.r_[tiny.train, tiny.holdout],
-                                    TrainConfig(epochs=1, lr=0.05, batch_size=32, schedule="constant"),
-                                    device=CPU, seed=7)
-    return FeatureContext(tiny.model, curriculum, tiny.x, tiny.labels, tiny.holdout[:40], tiny.train, CPU,
-                          FeatureConfig(features=("DF", "AF", "CF"), k=3, pgd_eps=4 / 255, pgd_steps=3))
+    curriculum = train_from_scratch(
+        tiny.build,
+        tiny.x,
+        tiny.labels,
+        np.r_[tiny.train, tiny.holdout],
+        TrainConfig(epochs=1, lr=0.05, batch_size=32, schedule="constant"),
+        device=CPU,
+        seed=7,
+    )
+    return FeatureContext(
+        tiny.model,
+        curriculum,
+        tiny.x,
+        tiny.labels,
+        tiny.holdout[:40],
+        tiny.train,
+        CPU,
+        FeatureConfig(features=("DF", "AF", "CF"), k=3, pgd_eps=4 / 255, pgd_steps=3),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(FEATURES))
@@ -64,13 +91,21 @@ def test_distance_feature_uses_a_precomputed_reference_embedding(ctx):
     from dataclasses import replace
 
     from tmu.training import embed
+
     ref = embed(ctx.model, ctx.x, ctx.reference, device=CPU)
-    assert distance_feature(replace(ctx, reference_embedding=ref)) == pytest.approx(distance_feature(ctx))
-    # It is really read: with every reference at the all-ones point, DF is each query's distance to it.
+    assert distance_feature(replace(ctx, reference_embedding=ref)) == pytest.approx(
+        distance_feature(ctx)
+    )
+    # It is really read: with every reference at the all-ones point, DF is each query's distance to
+    # it.
     ones = np.ones_like(ref)
     q = embed(ctx.model, ctx.x, ctx.query, device=CPU)
-    expected = np.linalg.norm(q / np.linalg.norm(q, axis=1, keepdims=True) - 1 / np.sqrt(ref.shape[1]), axis=1)
-    assert distance_feature(replace(ctx, reference_embedding=ones)) == pytest.approx(expected, abs=1e-5)
+    expected = np.linalg.norm(
+        q / np.linalg.norm(q, axis=1, keepdims=True) - 1 / np.sqrt(ref.shape[1]), axis=1
+    )
+    assert distance_feature(replace(ctx, reference_embedding=ones)) == pytest.approx(
+        expected, abs=1e-5
+    )
 
 
 def test_compute_features_stacks_columns_in_the_order_asked(ctx):
@@ -81,11 +116,15 @@ def test_compute_features_stacks_columns_in_the_order_asked(ctx):
 
 
 def test_compute_features_unknown_name(ctx):
-    with pytest.raises(ValueError, match=r"unknown feature\(s\) \['XF'\]; valid features: \['AF', 'CF', 'DF'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown feature\(s\) \['XF'\]; valid features: \['AF', 'CF', 'DF'\]"
+    ):
         compute_features(ctx, ("DF", "XF"))
 
 
-# ----------------------------------------------------------------------------- CF and AF on hand models
+# ----------------------------------------------------------------------------- CF and AF on hand
+# models
+
 
 class Fixed(nn.Module):
     """Ignores its input: logits = log(p) for a fixed distribution p (so softmax = p)."""
@@ -104,7 +143,9 @@ def test_curriculum_feature_is_the_loss_under_the_curriculum_model():
     fixed = Fixed([0.7, 0.2, 0.1])
     ctx = FeatureContext(fixed, fixed, x, labels, np.array([2, 0, 1]), np.array([0]), CPU)
     # query ids 2, 0, 1 have labels 2, 0, 1: -ln 0.1, -ln 0.7, -ln 0.2.
-    assert curriculum_feature(ctx) == pytest.approx([-math.log(0.1), -math.log(0.7), -math.log(0.2)], rel=1e-5)
+    assert curriculum_feature(ctx) == pytest.approx(
+        [-math.log(0.1), -math.log(0.7), -math.log(0.2)], rel=1e-5
+    )
 
 
 class Margin(nn.Module):
@@ -126,10 +167,19 @@ class Margin(nn.Module):
 
 def test_adversarial_feature_is_larger_near_the_boundary():
     # Sample 0 sits on the boundary, sample 1 far on the class-0 side. A radius-0.1 L-inf attack
-    # moves x0 - x1 by at most 0.2: the logit gap by 2 (from 0, p flips) vs from 10 to 8 (p stays ~1).
+    # moves x0 - x1 by at most 0.2: the logit gap by 2 (from 0, p flips) vs from 10 to 8 (p stays
+    # ~1).
     x = torch.tensor([[0.5, 0.5], [1.0, 0.0]]).view(2, 1, 1, 2)
-    ctx = FeatureContext(Margin(), Margin(), x, np.array([0, 0]), np.array([0, 1]), np.array([1]), CPU,
-                         FeatureConfig(pgd_eps=0.1, pgd_steps=5))
+    ctx = FeatureContext(
+        Margin(),
+        Margin(),
+        x,
+        np.array([0, 0]),
+        np.array([0, 1]),
+        np.array([1]),
+        CPU,
+        FeatureConfig(pgd_eps=0.1, pgd_steps=5),
+    )
     af = adversarial_feature(ctx)
     assert af.shape == (2,) and (af >= 0).all()
     assert af[0] > 0.1 and af[1] < 1e-3 and af[0] > 100 * af[1]
@@ -144,11 +194,14 @@ def test_distance_feature_without_a_same_class_reference_is_two(tiny):
     # DF on a query whose class has no reference sample is the maximal distance 2.
     ids = tiny.holdout[:10]
     ref = tiny.train[tiny.labels[tiny.train] != tiny.labels[ids[0]]]
-    ctx = FeatureContext(tiny.model, tiny.model, tiny.x, tiny.labels, ids[:1], ref, CPU, FeatureConfig(k=3))
+    ctx = FeatureContext(
+        tiny.model, tiny.model, tiny.x, tiny.labels, ids[:1], ref, CPU, FeatureConfig(k=3)
+    )
     assert distance_feature(ctx) == pytest.approx([2.0])
 
 
 # ----------------------------------------------------------------------------- IQRScaler
+
 
 def test_iqr_scaler_hand_case():
     X = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [4.0, 5.0], [100.0, 5.0]])
@@ -160,7 +213,8 @@ def test_iqr_scaler_hand_case():
     assert out[:, 0] == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 1])
     # column 1 is constant: no division by zero, everything maps to 0.
     assert out[:, 1] == pytest.approx([0, 0, 0, 0, 0])
-    # New data is clipped to the fitted fences, then scaled with the fitted range (may leave [0, 1]).
+    # New data is clipped to the fitted fences, then scaled with the fitted range (may leave [0,
+    # 1]).
     new = sc.transform(np.array([[-5.0, 5.0], [10.0, 5.0], [4.0, 6.0]]))
     assert new[:, 0] == pytest.approx([(-1 - 1) / 6, 1.0, 0.5])
     assert np.array_equal(sc.fit_transform(X), out)

@@ -1,4 +1,6 @@
-"""Tests for tmu.models: the model registry (shapes, embed + head == forward) and device resolution."""
+"""Tests for tmu.models: the model registry (shapes, embed + head == forward) and device
+resolution."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,11 +9,17 @@ import torch
 from tmu.models import MODELS, DeviceError, build_model, clone_model, device_label, resolve_device
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
-CASES = [(name, shape) for name in sorted(MODELS) for shape in SHAPES
-         if name != "resnet18" or shape == (3, 32, 32)]  # resnet18 is the CIFAR model
+CASES = [
+    (name, shape)
+    for name in sorted(MODELS)
+    for shape in SHAPES
+    if name != "resnet18" or shape == (3, 32, 32)
+]  # resnet18 is the CIFAR model
 
 
-@pytest.mark.parametrize("name,shape", CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+@pytest.mark.parametrize(
+    "name,shape", CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES]
+)
 def test_every_model_builds_and_embed_plus_head_is_forward(name, shape):
     model = build_model(name, shape[0], 7, seed=0).eval()
     x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(0))
@@ -25,13 +33,19 @@ def test_every_model_builds_and_embed_plus_head_is_forward(name, shape):
 
 
 def test_build_model_is_seeded():
-    a, b, c = build_model("cnn", 1, 10, seed=3), build_model("cnn", 1, 10, seed=3), build_model("cnn", 1, 10, seed=4)
+    a, b, c = (
+        build_model("cnn", 1, 10, seed=3),
+        build_model("cnn", 1, 10, seed=3),
+        build_model("cnn", 1, 10, seed=4),
+    )
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
 
 
 def test_unknown_model():
-    with pytest.raises(ValueError, match=r"unknown model 'vgg'; valid models: \['cnn', 'resnet18'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown model 'vgg'; valid models: \['cnn', 'resnet18'\]"
+    ):
         build_model("vgg", 1, 10)
 
 
@@ -45,6 +59,7 @@ def test_clone_model_has_its_own_parameters():
 
 # ----------------------------------------------------------------------------- devices
 
+
 def test_cpu_and_auto_without_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("cpu") == torch.device("cpu")
@@ -56,19 +71,30 @@ def test_cpu_and_auto_without_gpu(monkeypatch):
 @pytest.mark.parametrize("name", ["cuda", "cuda:0"])
 def test_cuda_without_gpu_is_a_device_error(monkeypatch, name):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match=rf"device '{name}' was asked for but this machine has no CUDA GPU"):
+    with pytest.raises(
+        DeviceError, match=rf"device '{name}' was asked for but this machine has no CUDA GPU"
+    ):
         resolve_device(name)
 
 
 def test_cuda_index_beyond_the_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(DeviceError, match=r"device 'cuda:3' does not exist; this machine has 1 GPU"):
+    with pytest.raises(
+        DeviceError, match=r"device 'cuda:3' does not exist; this machine has 1 GPU"
+    ):
         resolve_device("cuda:3")
 
 
-@pytest.mark.parametrize("name,message", [("cuda:x", "is malformed"), ("cuda:", "is malformed"),
-                                          ("tpu", "unknown device 'tpu'"), ("CPU", "unknown device 'CPU'")])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("cuda:x", "is malformed"),
+        ("cuda:", "is malformed"),
+        ("tpu", "unknown device 'tpu'"),
+        ("CPU", "unknown device 'CPU'"),
+    ],
+)
 def test_malformed_device(name, message):
     with pytest.raises(DeviceError, match=message):
         resolve_device(name)

@@ -1,12 +1,19 @@
 """Tests for tmu.predictor: both predictors, class weighting, the decision rules, out-of-fold."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from tmu.predictor import (PREDICTORS, LogisticPredictor, MLPPredictor, decide_easy, make_predictor,
-                           out_of_fold_proba)
+from tmu.predictor import (
+    PREDICTORS,
+    LogisticPredictor,
+    MLPPredictor,
+    decide_easy,
+    make_predictor,
+    out_of_fold_proba,
+)
 
 PARAMS = {"mlp": {"epochs": 150, "lr": 0.01}, "logistic": {}}
 
@@ -45,7 +52,7 @@ def test_class_weighting_makes_the_rare_hard_class_predicted(kind):
     assert (plain < 0.5).sum() == 0
     p = make_predictor(kind, seed=0, **PARAMS[kind]).fit(X, g).predict_proba_easy(X)
     hard = g == 0
-    assert (p[hard] < 0.5).sum() >= 5             # most hard samples are caught
+    assert (p[hard] < 0.5).sum() >= 5  # most hard samples are caught
     assert p[hard].mean() < p[~hard].mean()
 
 
@@ -58,14 +65,18 @@ def test_separable_data_is_learnt_by_the_mlp():
 
 def test_logistic_with_one_class_predicts_that_class():
     X = np.zeros((4, 3))
-    assert LogisticPredictor().fit(X, np.ones(4, np.int64)).predict_proba_easy(X) == pytest.approx([1.0] * 4)
-    assert LogisticPredictor().fit(X, np.zeros(4, np.int64)).predict_proba_easy(X) == pytest.approx([0.0] * 4)
+    assert LogisticPredictor().fit(X, np.ones(4, np.int64)).predict_proba_easy(X) == pytest.approx(
+        [1.0] * 4
+    )
+    assert LogisticPredictor().fit(X, np.zeros(4, np.int64)).predict_proba_easy(X) == pytest.approx(
+        [0.0] * 4
+    )
 
 
 def test_logistic_refit_on_two_classes_forgets_the_one_class_fit():
     X, g = imbalanced()
-    pred = LogisticPredictor().fit(X[:5], g[:5])   # first five rows are all easy
-    p = pred.fit(X, g).predict_proba_easy(X)       # refit with both classes
+    pred = LogisticPredictor().fit(X[:5], g[:5])  # first five rows are all easy
+    p = pred.fit(X, g).predict_proba_easy(X)  # refit with both classes
     assert not np.allclose(p, 1.0)
     assert np.allclose(p, LogisticPredictor().fit(X, g).predict_proba_easy(X))
 
@@ -77,7 +88,9 @@ def test_unfitted_predictor(cls):
 
 
 def test_unknown_predictor():
-    with pytest.raises(ValueError, match=r"unknown predictor 'svm'; valid predictors: \['logistic', 'mlp'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown predictor 'svm'; valid predictors: \['logistic', 'mlp'\]"
+    ):
         make_predictor("svm")
 
 
@@ -86,10 +99,12 @@ def test_unknown_predictor():
 P = np.array([0.9, 0.1, 0.6, 0.3, 0.8, 0.2, 0.7])
 
 
-@pytest.mark.parametrize("rate,n_easy", [(0.0, 0), (0.3, 2), (0.6, 4), (1.0, 7), (1.7, 7), (-0.2, 0)])
+@pytest.mark.parametrize(
+    "rate,n_easy", [(0.0, 0), (0.3, 2), (0.6, 4), (1.0, 7), (1.7, 7), (-0.2, 0)]
+)
 def test_rate_rule_picks_exactly_round_rate_n_top_samples(rate, n_easy):
     easy = decide_easy(P, "rate", rate)
-    assert easy.dtype == bool and easy.sum() == n_easy      # round(0.3 * 7) = 2, round(0.6 * 7) = 4
+    assert easy.dtype == bool and easy.sum() == n_easy  # round(0.3 * 7) = 2, round(0.6 * 7) = 4
     assert np.array_equal(np.flatnonzero(easy), np.sort(np.argsort(-P)[:n_easy]))
     if 0 < n_easy < len(P):
         assert P[easy].min() > P[~easy].max()
@@ -101,7 +116,12 @@ def test_rate_rule_hand_case():
 
 
 def test_rate_rule_breaks_ties_by_position():
-    assert decide_easy(np.array([0.5, 0.5, 0.5, 0.5]), "rate", 0.5).tolist() == [True, True, False, False]
+    assert decide_easy(np.array([0.5, 0.5, 0.5, 0.5]), "rate", 0.5).tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_threshold_rule():
@@ -110,11 +130,14 @@ def test_threshold_rule():
 
 
 def test_unknown_rule():
-    with pytest.raises(ValueError, match=r"unknown decision rule 'median'; valid rules: \['rate', 'threshold'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown decision rule 'median'; valid rules: \['rate', 'threshold'\]"
+    ):
         decide_easy(P, "median", 0.5)
 
 
 # ----------------------------------------------------------------------------- out-of-fold
+
 
 @pytest.mark.parametrize("kind", sorted(PREDICTORS))
 def test_out_of_fold_proba_shape_and_range(kind):
@@ -135,6 +158,6 @@ def test_out_of_fold_falls_back_to_in_sample_with_fewer_than_two_hard(n_hard):
 
 
 def test_out_of_fold_shrinks_folds_to_the_hard_count():
-    X, g = imbalanced(n_easy=30, n_hard=2)   # 5 folds asked, only 2 hard samples: 2 folds
+    X, g = imbalanced(n_easy=30, n_hard=2)  # 5 folds asked, only 2 hard samples: 2 folds
     p = out_of_fold_proba("logistic", X, g, folds=5, seed=0)
     assert p.shape == (32,) and np.isfinite(p).all()

@@ -1,4 +1,6 @@
-"""Tests for tmu.runs.load_run on the run folder written by the end-to-end CLI run (conftest.cli_run)."""
+"""Tests for tmu.runs.load_run on the run folder written by the end-to-end CLI run
+(conftest.cli_run)."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +35,9 @@ def test_config_split_and_report(loaded, cli_run):
     assert loaded.report == json.loads((cli_run.out / "report.json").read_text())
     assert {"train", "holdout", "test", "forget", "retain"} <= set(loaded.split)
     assert all(v.dtype == np.int64 for v in loaded.split.values())
-    assert np.array_equal(np.union1d(loaded.split["forget"], loaded.split["retain"]), loaded.split["train"])
+    assert np.array_equal(
+        np.union1d(loaded.split["forget"], loaded.split["retain"]), loaded.split["train"]
+    )
     assert len(loaded.dataset) == 1797
 
 
@@ -43,8 +47,11 @@ def test_recomputed_forget_accuracy_equals_the_report(loaded):
     for name, model in loaded.models.items():
         with torch.no_grad():
             acc = float((model(x[ids]).argmax(1) == y[ids]).float().mean())
-        entry = (loaded.report["models"]["gold"][int(name[-1])] if name.startswith("gold_")
-                 else loaded.report["models"][name])
+        entry = (
+            loaded.report["models"]["gold"][int(name[-1])]
+            if name.startswith("gold_")
+            else loaded.report["models"][name]
+        )
         assert acc == pytest.approx(entry["acc"]["forget"], abs=1e-9), name
 
 
@@ -63,7 +70,10 @@ def test_load_without_data(cli_run):
 
 def test_load_run_on_a_non_run_folder(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(RunFolderError, match=r"is not a finished run folder: missing \['report.json', 'split.json'\]"):
+    with pytest.raises(
+        RunFolderError,
+        match=r"is not a finished run folder: missing \['report.json', 'split.json'\]",
+    ):
         load_run(tmp_path)
     with pytest.raises(RunFolderError, match="is not a finished run folder"):
         load_run(tmp_path / "nowhere")

@@ -1,4 +1,6 @@
-"""Tests for tmu.unlearn: common tests over the whole METHODS registry, then each method's behaviour."""
+"""Tests for tmu.unlearn: common tests over the whole METHODS registry, then each method's
+behaviour."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +9,7 @@ import torch
 
 from tmu.training import predict
 from tmu.unlearn import METHODS, Env, Problem, get_method, random_wrong_labels
+from tmu.unlearn.base import stage_env
 from tmu.unlearn.tmu import runner_up_labels
 
 CPU = torch.device("cpu")
@@ -44,6 +47,7 @@ def forget(tiny):
 
 
 # ----------------------------------------------------------------------------- common tests
+
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_returns_a_new_model_of_the_same_architecture_on_cpu(name, tiny, forget):
@@ -87,13 +91,16 @@ def test_forget_set_of_a_single_class(name, tiny):
 def test_progress_is_reported_up_to_one(name, tiny, forget):
     seen = []
     method = get_method(name, **TINY[name])
-    method.unlearn(tiny.model, make_problem(tiny, forget, easy_for(name, forget)), Env(CPU, 0, tiny.build, seen.append))
+    problem = make_problem(tiny, forget, easy_for(name, forget))
+    method.unlearn(tiny.model, problem, Env(CPU, 0, tiny.build, seen.append))
     assert seen and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_unknown_hyper_parameter(name):
-    with pytest.raises(ValueError, match=rf"unknown hyper-parameter\(s\) \['bogus'\] for method '{name}'"):
+    with pytest.raises(
+        ValueError, match=rf"unknown hyper-parameter\(s\) \['bogus'\] for method '{name}'"
+    ):
         get_method(name, bogus=1)
 
 
@@ -101,7 +108,8 @@ def test_unknown_hyper_parameter(name):
 def test_registry_entries_are_documented(name):
     cls = METHODS[name]
     assert cls.name == name and cls.description and "epochs" in cls.defaults
-    # The twin-tuning grid (a dict of value lists, or a list of points) names only real hyper-parameters.
+    # The twin-tuning grid (a dict of value lists, or a list of points) names only real
+    # hyper-parameters.
     points = cls.grid if isinstance(cls.grid, list) else [{k: v[0] for k, v in cls.grid.items()}]
     for point in points:
         assert set(point) <= set(cls.defaults)
@@ -115,9 +123,14 @@ def test_unknown_method():
 
 # ----------------------------------------------------------------------------- TMU
 
+
 def test_tmu_requires_the_easy_mask(tiny, forget):
-    with pytest.raises(ValueError, match=r"method 'tmu' needs the predicted easy mask \(problem.easy\)"):
-        get_method("tmu", **TINY["tmu"]).unlearn(tiny.model, make_problem(tiny, forget), Env(CPU, 0, tiny.build))
+    with pytest.raises(
+        ValueError, match=r"method 'tmu' needs the predicted easy mask \(problem.easy\)"
+    ):
+        get_method("tmu", **TINY["tmu"]).unlearn(
+            tiny.model, make_problem(tiny, forget), Env(CPU, 0, tiny.build)
+        )
 
 
 def test_tmu_unknown_hard_label(tiny, forget):
@@ -129,30 +142,36 @@ def test_tmu_unknown_hard_label(tiny, forget):
 @pytest.mark.parametrize("all_easy", [True, False])
 def test_tmu_with_no_hard_or_no_easy_sample(tiny, forget, hard_label, all_easy):
     problem = make_problem(tiny, forget, np.full(len(forget), all_easy))
-    out = get_method("tmu", **TINY["tmu"], hard_label=hard_label).unlearn(tiny.model, problem, Env(CPU, 0, tiny.build))
+    method = get_method("tmu", **TINY["tmu"], hard_label=hard_label)
+    out = method.unlearn(tiny.model, problem, Env(CPU, 0, tiny.build))
     assert np.isfinite(predict(out, tiny.x, forget, device=CPU)).all()
 
 
 def test_tmu_flips_predicted_hard_samples_more_than_predicted_easy(tiny):
     # 60 forget samples the original gets right, 6 of them predicted hard (hard samples are rare).
-    right = tiny.train[predict(tiny.model, tiny.x, tiny.train, device=CPU).argmax(1) == tiny.labels[tiny.train]]
+    predicted = predict(tiny.model, tiny.x, tiny.train, device=CPU).argmax(1)
+    right = tiny.train[predicted == tiny.labels[tiny.train]]
     forget = np.sort(np.random.default_rng(2).choice(right, 60, replace=False))
     easy = np.ones(60, bool)
     easy[np.random.default_rng(3).choice(60, 6, replace=False)] = False
     problem = Problem(tiny.x, tiny.labels, np.setdiff1d(tiny.train, forget), forget, 10, easy)
-    params = {"epochs": 4, "lr": 0.02, "sigma": 0.1, "oversample": 10, "retain_ratio": 2.0,
-              "hard_label": "runner_up"}
+    params = {
+        "epochs": 4,
+        "lr": 0.02,
+        "sigma": 0.1,
+        "oversample": 10,
+        "retain_ratio": 2.0,
+        "hard_label": "runner_up",
+    }
     out = get_method("tmu", **params).unlearn(tiny.model, problem, Env(CPU, 0, tiny.build))
     wrong = predict(out, tiny.x, forget, device=CPU).argmax(1) != tiny.labels[forget]
-    assert wrong[~easy].mean() >= 0.8                 # predicted-hard samples flipped
-    assert wrong[easy].mean() <= 0.3                  # predicted-easy samples mostly stay right
+    assert wrong[~easy].mean() >= 0.8  # predicted-hard samples flipped
+    assert wrong[easy].mean() <= 0.3  # predicted-easy samples mostly stay right
     assert wrong[~easy].mean() > wrong[easy].mean() + 0.4
 
 
 def test_runner_up_labels_hand_case():
-    probs = np.array([[0.5, 0.3, 0.2],
-                      [0.5, 0.3, 0.2],
-                      [0.1, 0.1, 0.8]])
+    probs = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
     # row 0, true 0: best other class is 1; row 1, true 1: the argmax 0 is already wrong -> 0;
     # row 2, true 2: tie between 0 and 1 -> the first, 0.
     assert runner_up_labels(probs, np.array([0, 1, 2])).tolist() == [1, 0, 0]
@@ -170,6 +189,7 @@ def test_random_wrong_labels_never_equal_the_true_label_and_cover_the_others():
 
 
 # ----------------------------------------------------------------------------- baselines' behaviour
+
 
 def _acc(model, tiny, ids):
     return float((predict(model, tiny.x, ids, device=CPU).argmax(1) == tiny.labels[ids]).mean())
@@ -194,3 +214,15 @@ def test_retrain_never_reads_the_original(tiny, forget):
     b = get_method("retrain", **TINY["retrain"]).unlearn(tiny.build(seed=99), problem, env)
     assert same(state(a), state(b))
 
+
+def test_stage_env_reports_stage_k_of_n():
+    seen = []
+    env = Env(CPU, 3, lambda: None, seen.append)
+    second = stage_env(env, 1, 4)
+    assert (second.device, second.seed, second.build) == (env.device, env.seed, env.build)
+    for frac in (0.0, 0.5, 1.0):
+        second.progress(frac)
+    stage_env(env, 3, 4).progress(1.0)
+    assert seen == pytest.approx([0.25, 0.375, 0.5, 1.0])
+    quiet = Env(CPU, 0, lambda: None)
+    assert stage_env(quiet, 1, 2) is quiet  # nobody listens: nothing to wrap

@@ -5,7 +5,16 @@ Quick use::
     python -m tmu run --dataset mnist5k --forget subclass:3:0.3 --out runs/demo
     run = tmu.load_run("runs/demo")       # .models, .split, .dataset, .report
 """
-from .runs import LoadedRun, load_run
 
 __all__ = ["LoadedRun", "load_run"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import tmu.plots` (the dashboard's pages) or `python -m tmu methods` does not
+    # pay for importing the whole pipeline.
+    if name in __all__:
+        from . import runs
+
+        return getattr(runs, name)
+    raise AttributeError(f"module 'tmu' has no attribute {name!r}")

@@ -1,4 +1,5 @@
 """`python -m tmu ...`"""
+
 import sys
 
 from .cli import main

@@ -5,6 +5,7 @@ artifact, and reused when the same config is asked for again.
 Layout: ROOT/models/KEY.pt (state_dict), ROOT/models/KEY.json (metadata: config, seconds),
 ROOT/arrays/KEY.npz, ROOT/results/KEY.json. ROOT defaults to $TMU_HOME or ./runs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,9 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -33,7 +35,9 @@ def config_key(*parts: Any) -> str:
         if isinstance(part, np.ndarray) and part.dtype.kind in "biu":  # ids and masks
             h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
         elif isinstance(part, np.ndarray):  # casting floats to int64 would merge 0.1 and 0.2
-            h.update(f"{part.dtype.str}{part.shape}".encode() + np.ascontiguousarray(part).tobytes())
+            h.update(
+                f"{part.dtype.str}{part.shape}".encode() + np.ascontiguousarray(part).tobytes()
+            )
         else:
             h.update(json.dumps(part, sort_keys=True, default=_json_default).encode())
         h.update(b"|")
@@ -82,7 +86,10 @@ class Store:
         return self.root / kind / f"{key}.{ext}"
 
     def has_model(self, key: str) -> bool:
-        return self._path("models", key, "pt").is_file() and self._path("models", key, "json").is_file()
+        return (
+            self._path("models", key, "pt").is_file()
+            and self._path("models", key, "json").is_file()
+        )
 
     def load_model(self, key: str, model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
         """Load the stored weights into `model`; returns it (eval mode) and its metadata."""
@@ -93,6 +100,26 @@ class Store:
     def save_model(self, key: str, model: torch.nn.Module, meta: dict) -> None:
         save_state_dict(self._path("models", key, "pt"), model)
         write_json(self._path("models", key, "json"), meta)  # written last: marks completeness
+
+    def cached_model(
+        self,
+        key: str,
+        label: str,
+        build: Callable[[], torch.nn.Module],
+        train: Callable[[], torch.nn.Module],
+        extra: dict | None = None,
+    ) -> tuple[torch.nn.Module, dict]:
+        """Load model `key` into `build()`, or train it, time it and store it.
+        Returns (model, metadata with 'seconds' and 'cached')."""
+        if self.has_model(key):
+            model, meta = self.load_model(key, build())
+            logger.info("reusing stored %s model (key %s)", label, key)
+            return model, {**meta, "cached": True}
+        start = time.perf_counter()
+        model = train()
+        meta = {"seconds": time.perf_counter() - start, "label": label, **(extra or {})}
+        self.save_model(key, model, meta)
+        return model, {**meta, "cached": False}
 
     def load_arrays(self, key: str) -> dict[str, np.ndarray] | None:
         path = self._path("arrays", key, "npz")

@@ -2,11 +2,13 @@
 against the gold models and their noise floor, written as markdown (with the exact command and the
 machine) plus one bar chart per setting.
 
-A `*` in a setting is replaced by a class that changes with the seed (`subclass:*:0.1` forgets 10 %
-of class 1, 3, 5, 7, 9 for seeds 0..4), so sub-class results average over several classes. All
+A `*` class in a setting is the forget-spec grammar's seed class (tmu.forget: `subclass:*:0.1`
+forgets 10 % of class 1, 3, 5, 7, 9 for seeds 0..4), so sub-class results average over several
+classes. All
 runs of one invocation share a fresh run store: a seed's original model is trained once and reused
 by its settings, and every time ratio compares a method with gold retrains timed in the same run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,37 +26,41 @@ from .artifacts import Store
 from .config import RunConfig, from_dict
 from .models import device_label, resolve_device
 from .pipeline import execute
-from .report import build_report
+from .report import evaluate_result
 
 logger = logging.getLogger(__name__)
 
 DELTA = "\\|Δ_f\\|"
 COLUMNS = (DELTA, "agreement", "per-class Δ", "test acc", "MIA gap", "time / retrain")
-SEED_CLASSES = (1, 3, 5, 7, 9, 0, 2, 4, 6, 8)
-
-
-def setting_for_seed(setting: str, seed: int) -> str:
-    return setting.replace("*", str(SEED_CLASSES[seed % len(SEED_CLASSES)]))
 
 
 def method_row(report: dict, name: str) -> dict[str, float]:
     """The benchmark figures of one model in one run's report (MIA gap: |member rate - golds'|)."""
     e, golds = report["models"][name], report["models"]["gold"]
     gold_mia = np.mean([g["mia"]["forget_member_rate"] for g in golds])
-    return {DELTA: e["vs_gold"]["delta_forget"], "agreement": e["vs_gold"]["agreement_forget"],
-            "per-class Δ": e["vs_gold"]["per_class_delta_forget"], "test acc": e["acc"]["test"],
-            "MIA gap": abs(e["mia"]["forget_member_rate"] - gold_mia),
-            "time / retrain": e.get("retrain_time_ratio", 0.0)}
+    return {
+        DELTA: e["vs_gold"]["delta_forget"],
+        "agreement": e["vs_gold"]["agreement_forget"],
+        "per-class Δ": e["vs_gold"]["per_class_delta_forget"],
+        "test acc": e["acc"]["test"],
+        "MIA gap": abs(e["mia"]["forget_member_rate"] - gold_mia),
+        "time / retrain": e.get("retrain_time_ratio", 0.0),
+    }
 
 
 def floor_row(report: dict) -> dict[str, float]:
     f, golds = report["noise_floor"] or {}, report["models"]["gold"]
     mia = [g["mia"]["forget_member_rate"] for g in golds]
-    return {DELTA: f.get("delta_forget", float("nan")), "agreement": f.get("agreement_forget", float("nan")),
-            "per-class Δ": f.get("per_class_delta_forget", float("nan")),
-            "test acc": float(np.mean([g["acc"]["test"] for g in golds])),
-            "MIA gap": float(np.mean([abs(a - b) for i, a in enumerate(mia) for b in mia[i + 1:]] or [np.nan])),
-            "time / retrain": 1.0}
+    return {
+        DELTA: f.get("delta_forget", float("nan")),
+        "agreement": f.get("agreement_forget", float("nan")),
+        "per-class Δ": f.get("per_class_delta_forget", float("nan")),
+        "test acc": float(np.mean([g["acc"]["test"] for g in golds])),
+        "MIA gap": float(
+            np.mean([abs(a - b) for i, a in enumerate(mia) for b in mia[i + 1 :]] or [np.nan])
+        ),
+        "time / retrain": 1.0,
+    }
 
 
 def collect(reports: list[dict]) -> dict[str, list[dict[str, float]]]:
@@ -72,16 +78,27 @@ def fmt(values: list[float]) -> str:
 
 def setting_table(title: str, reports: list[dict], figure: str | None) -> list[str]:
     rows = collect(reports)
-    lines = [f"### {title} ({len(reports)} seeds, |D_f| = {reports[0]['dataset']['sizes']['forget']})", "",
-             "| method | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(fmt([r[c] for r in rs]) for c in COLUMNS) + " |" for name, rs in rows.items()]
+    lines = [
+        f"### {title} ({len(reports)} seeds, |D_f| = {reports[0]['dataset']['sizes']['forget']})",
+        "",
+        "| method | " + " | ".join(COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(fmt([r[c] for r in rs]) for c in COLUMNS) + " |"
+        for name, rs in rows.items()
+    ]
     if "tmu" in reports[0]["models"]:
         tmu = [r["models"]["tmu"] for r in reports]
-        lines += ["", f"TMU twin preparation / retrain: {fmt([t['prep_retrain_time_ratio'] for t in tmu])}; "
-                      f"preparation + request / retrain: "
-                      f"{fmt([t['prep_retrain_time_ratio'] + t['retrain_time_ratio'] for t in tmu])}; "
-                      f"predictor balanced accuracy: {fmt([r['predictor']['balanced_accuracy'] for r in reports])}; "
-                      f"mean gold retrain {np.mean([r['gold_seconds'] for r in reports]):.1f} s."]
+        lines += [
+            "",
+            f"TMU twin preparation / retrain: {fmt([t['prep_retrain_time_ratio'] for t in tmu])}; "
+            f"preparation + request / retrain: "
+            f"{fmt([t['prep_retrain_time_ratio'] + t['retrain_time_ratio'] for t in tmu])}; "
+            "predictor balanced accuracy: "
+            f"{fmt([r['predictor']['balanced_accuracy'] for r in reports])}; "
+            f"mean gold retrain {np.mean([r['gold_seconds'] for r in reports]):.1f} s.",
+        ]
     if figure:
         lines += ["", f"![{title}]({figure})"]
     return lines + [""]
@@ -90,6 +107,7 @@ def setting_table(title: str, reports: list[dict], figure: str | None) -> list[s
 def delta_figure(title: str, reports: list[dict], path: Path) -> None:
     """Bars of mean |Δ_f| per method (std as error bars) with the gold-vs-gold band."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -99,9 +117,22 @@ def delta_figure(title: str, reports: list[dict], path: Path) -> None:
     means = [np.mean([r[DELTA] for r in rows[n]]) for n in names]
     stds = [np.std([r[DELTA] for r in rows[n]]) for n in names]
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.axhspan(0, np.nanmean(floor) + np.nanstd(floor), color="#c7e9c0", label="gold-vs-gold noise floor")
-    ax.bar(range(len(names)), means, yerr=stds, color=["#999999"] + ["#1f77b4"] * (len(names) - 1), capsize=3)
-    ax.set_xticks(range(len(names)), [n.replace(" (no unlearning)", "") for n in names], rotation=35, ha="right")
+    ax.axhspan(
+        0, np.nanmean(floor) + np.nanstd(floor), color="#c7e9c0", label="gold-vs-gold noise floor"
+    )
+    ax.bar(
+        range(len(names)),
+        means,
+        yerr=stds,
+        color=["#999999"] + ["#1f77b4"] * (len(names) - 1),
+        capsize=3,
+    )
+    ax.set_xticks(
+        range(len(names)),
+        [n.replace(" (no unlearning)", "") for n in names],
+        rotation=35,
+        ha="right",
+    )
     ax.set_ylabel("|Δ_f| to gold")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
@@ -113,44 +144,73 @@ def delta_figure(title: str, reports: list[dict], path: Path) -> None:
 
 def machine() -> str:
     device = resolve_device("auto")
-    return (f"{platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), device {device_label(device)}, Python {platform.python_version()}")
+    return (
+        f"{platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), device {device_label(device)}, Python "
+        f"{platform.python_version()}"
+    )
 
 
 def run_setting(dataset: str, setting: str, seeds: int, store: Store, base: dict) -> list[dict]:
     reports = []
     for seed in range(seeds):
-        cfg = from_dict(RunConfig, {**base, "dataset": dataset, "forget": setting_for_seed(setting, seed), "seed": seed})
-        reports.append(build_report(execute(cfg, store=store)))
+        cfg = from_dict(RunConfig, {**base, "dataset": dataset, "forget": setting, "seed": seed})
+        reports.append(evaluate_result(execute(cfg, store=store))[0])
         logger.info("benchmark %s %s seed %d done", dataset, setting, seed)
     return reports
 
 
-def run_benchmark(*, datasets: list[str], settings: list[str], seeds: int, methods: tuple[str, ...],
-                  out: Path, store: Store | None = None, device: str = "auto", gold_seeds: int = 3,
-                  twin_tune: tuple[str, ...] = (), overrides: dict | None = None) -> str:
-    """Run every (dataset, setting, seed), write the markdown to `out` (figures beside it), return it."""
+def run_benchmark(
+    *,
+    datasets: list[str],
+    settings: list[str],
+    seeds: int,
+    methods: tuple[str, ...],
+    out: Path,
+    store: Store | None = None,
+    device: str = "auto",
+    gold_seeds: int = 3,
+    twin_tune: tuple[str, ...] = (),
+    overrides: dict | None = None,
+) -> str:
+    """Run every (dataset, setting, seed), write the markdown to `out` (figures beside it), return
+    it."""
     start, sections = time.perf_counter(), []
-    base = {**(overrides or {}), "methods": list(methods), "gold_seeds": gold_seeds, "device": device,
-            "twin_tune": list(twin_tune)}
+    base = {
+        **(overrides or {}),
+        "methods": list(methods),
+        "gold_seeds": gold_seeds,
+        "device": device,
+        "twin_tune": list(twin_tune),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
             for setting in settings:
                 reports = run_setting(dataset, setting, seeds, store or Store(tmp), base)
                 title = f"`{dataset}`, `{setting}`"
-                fig = f"bench-{dataset}-{setting.replace(':', '_').replace('*', 'C').replace(',', '-')}.png"
+                slug = setting.replace(":", "_").replace("*", "C").replace(",", "-")
+                fig = f"bench-{dataset}-{slug}.png"
                 delta_figure(f"{dataset} {setting}", reports, out.parent / fig)
                 sections += setting_table(title, reports, fig)
-    text = "\n".join([f"## Benchmark: {', '.join(datasets)} × {', '.join(settings)}", "",
-                      f"Command: `python -m tmu {' '.join(sys.argv[1:]) if sys.argv[1:] else 'benchmark'}`  ",
-                      f"Machine: {machine()}  ",
-                      f"Wall time of the whole benchmark: {time.perf_counter() - start:.0f} s", "",
-                      "Mean ± std over seeds. \\|Δ_f\\|, agreement and per-class Δ compare each model with "
-                      "every gold seed on the forget set (averaged); MIA gap is |forget member rate − golds'| "
-                      "(for the floor: between gold seeds); time / retrain is the per-request time over one "
-                      "gold retrain timed in the same run. `NAME+twin` rows use hyper-parameters chosen on "
-                      "the twin problem; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9 for seeds 0..4.",
-                      "", *sections])
+    text = "\n".join(
+        [
+            f"## Benchmark: {', '.join(datasets)} × {', '.join(settings)}",
+            "",
+            f"Command: `python -m tmu {' '.join(sys.argv[1:]) if sys.argv[1:] else 'benchmark'}`  ",
+            f"Machine: {machine()}  ",
+            f"Wall time of the whole benchmark: {time.perf_counter() - start:.0f} s",
+            "",
+            "Mean ± std over seeds. \\|Δ_f\\|, agreement and per-class Δ compare each model with "
+            "every gold seed on the forget set (averaged); MIA gap is |forget member rate − "
+            "golds'| "
+            "(for the floor: between gold seeds); time / retrain is the per-request time over one "
+            "gold retrain timed in the same run. `NAME+twin` rows use hyper-parameters chosen on "
+            "the twin problem; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9 for seeds "
+            "0..4.",
+            "",
+            *sections,
+        ]
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text

@@ -2,40 +2,65 @@
 
 `RunConfig` gathers them. `from_dict` rebuilds a config from a (possibly partial) nested dict and
 rejects unknown keys, so a typo in an override is an error instead of a silently ignored setting.
+
+Values are type- and range-checked when a config is built (pydantic dataclasses: the stdlib
+dataclass API, frozen, `dataclasses.asdict` and `replace` unchanged, with validation that reports
+the key, the value and the expected type). An int where a float is expected becomes a float, so
+that `lr=1` and `lr=1.0` hash alike; a string is never taken for a number unless it spells one.
+Names that live in registries (methods, models, features, predictors) are checked by
+`tmu.pipeline.validate`, which imports those registries.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import field
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as _pydantic_dataclass
+
+Positive = Annotated[int, Field(ge=1, strict=True)]
+NonNegative = Annotated[int, Field(ge=0, strict=True)]
+PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
+NonNegativeFloat = Annotated[float, Field(ge=0, strict=True)]
+Fraction = Annotated[float, Field(gt=0, lt=1, strict=True)]
+
+
+def dataclass(cls=None, /):
+    """A frozen, validated dataclass that rejects unknown keyword arguments."""
+    wrap = _pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+    return wrap if cls is None else wrap(cls)
 
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SplitConfig:
     """Fractions of the pool held out as H (holdout) and T (test); the rest is D.
 
     Datasets with an official test split use it as T and draw H from their training part.
     """
-    holdout: float = 0.2
-    test: float = 0.2
+
+    holdout: Fraction = 0.2
+    test: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainConfig:
     """From-scratch training of the original and gold models (SGD with momentum)."""
-    epochs: int = 20
-    lr: float = 0.05
-    batch_size: int = 32
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # "cosine" or "constant"
+
+    epochs: Positive = 20
+    lr: PositiveFloat = 0.05
+    batch_size: Positive = 32
+    momentum: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.9
+    weight_decay: NonNegativeFloat = 5e-4
+    schedule: Literal["cosine", "constant"] = "cosine"
 
 
-@dataclass(frozen=True)
+@dataclass
 class TwinConfig:
     """The twin problem (method spec §3).
 
@@ -45,45 +70,55 @@ class TwinConfig:
     epoch until its accuracy on H_f reaches acc(M_o, D) - fit_margin, or max_epochs.
     The curriculum model M_c is a fresh network trained `curriculum_epochs` on D ∪ H_f.
     """
-    min_size: int = 500
-    max_epochs: int = 10
-    fit_margin: float = 0.005
-    lr: float = 0.05
-    retain_per_forget: float = 1.0
-    curriculum_epochs: int = 1
-    curriculum_lr: float = 0.05
+
+    min_size: NonNegative = 500
+    max_epochs: Positive = 10
+    fit_margin: NonNegativeFloat = 0.005
+    lr: PositiveFloat = 0.05
+    retain_per_forget: NonNegativeFloat = 1.0
+    curriculum_epochs: Positive = 1
+    curriculum_lr: PositiveFloat = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass
 class FeatureConfig:
     """The three hardness features (method spec §4)."""
-    features: tuple[str, ...] = ("DF", "AF", "CF")
-    k: int = 5
-    pgd_eps: float = 4 / 255
-    pgd_steps: int = 5
+
+    features: Annotated[tuple[str, ...], Field(min_length=1)] = (
+        "DF",
+        "AF",
+        "CF",
+    )  # keys of FEATURES
+    k: Positive = 5
+    pgd_eps: NonNegativeFloat = 4 / 255
+    pgd_steps: Positive = 5
 
 
-@dataclass(frozen=True)
+@dataclass
 class PredictorConfig:
     """The generalization-label predictor (method spec §5)."""
-    kind: str = "mlp"        # a key of tmu.predictor.PREDICTORS
-    rule: str = "rate"       # "rate" (rate-matched) or "threshold" (p(easy) >= 0.5)
-    folds: int = 3           # out-of-fold predictions on H_f, used to twin-tune the unlearning
-    epochs: int = 200
-    lr: float = 0.01
+
+    kind: str = "mlp"  # a key of tmu.predictor.PREDICTORS
+    rule: Literal["rate", "threshold"] = "rate"  # rate-matched, or p(easy) >= 0.5
+    folds: Annotated[int, Field(ge=2, strict=True)] = (
+        3  # out-of-fold predictions on H_f, to twin-tune
+    )
+    epochs: Positive = 200
+    lr: PositiveFloat = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunConfig:
     """Everything one `tmu run` needs. `method_params` maps a method name to hyper-parameter
     overrides; `twin_tune` lists the methods that are also run with hyper-parameters chosen on
     the twin problem (reported as NAME+twin next to NAME with its defaults). TMU is always
     twin-tuned."""
+
     dataset: str = "mnist5k"
-    forget: str = "random:0.1"
-    seed: int = 0
+    forget: str = "random:0.1"  # the text form of a tmu.forget.ForgetSpec
+    seed: NonNegative = 0
     methods: tuple[str, ...] = ("tmu", "finetune", "neggrad_plus", "random_label")
-    gold_seeds: int = 3
+    gold_seeds: Positive = 3
     model: str = "cnn"
     device: str = "auto"
     data_root: str | None = None
@@ -100,24 +135,45 @@ T = TypeVar("T")
 
 
 def from_dict(cls: type[T], values: dict[str, Any] | None = None) -> T:
-    """Build dataclass `cls` from a nested dict, defaults filling what is missing.
+    """Build config dataclass `cls` from a nested dict, defaults filling what is missing.
 
-    Raises ConfigError naming any key that `cls` (or a nested config) does not have.
+    Raises ConfigError naming any key that `cls` (or a nested config) does not have, and any value
+    of the wrong type or out of range, with the key, the value and what was expected. Numbers are
+    strict: `true` or `"5"` is not a number (an int does stand for a float).
     """
     values = dict(values or {})
+    _check_keys(cls, values, "")
+    try:
+        return cls(**values)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def _check_keys(cls: type, values: dict[str, Any], prefix: str) -> None:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; valid keys: {sorted(fields)}")
-    kwargs = {}
+        where = f" in {prefix.rstrip('.')}" if prefix else ""
+        raise ConfigError(
+            f"unknown {cls.__name__} key(s) {unknown}{where}; valid keys: {sorted(fields)}"
+        )
     for name, value in values.items():
-        default = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
-        if default is not None and dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = from_dict(default, value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
+        nested = fields[name].default_factory
+        if (
+            nested is not dataclasses.MISSING
+            and dataclasses.is_dataclass(nested)
+            and isinstance(value, dict)
+        ):
+            _check_keys(nested, value, f"{prefix}{name}.")
+
+
+def _describe(err: ValidationError) -> str:
+    """One line per problem: `KEY=VALUE: what was expected` (pydantic's message)."""
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{key}={e['input']!r}: {e['msg']}" if key else e["msg"])
+    return "; ".join(parts)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

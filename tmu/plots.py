@@ -3,6 +3,7 @@
 Each figure's `CAPTIONS[name]` says in one sentence what "aligned with gold" looks like in it.
 Colours: original grey, gold gold, unlearning methods from one qualitative palette.
 """
+
 from __future__ import annotations
 
 import html
@@ -20,22 +21,38 @@ SETS = ("forget", "retain", "test")
 CLASS_COLORS = qualitative.Plotly + qualitative.Dark24
 
 CAPTIONS = {
-    "class_counts": "Samples per class in the whole pool; the D / H / T split keeps these proportions.",
-    "embedding": "Each dot is a training sample placed by the original model's penultimate features; "
-                 "drag a box or lasso to add samples to the forget set (selected ones are ringed).",
-    "per_class": "Aligned with gold: each method's bar sits inside the gold band (min–max over gold seeds), "
-                 "not at the original model's height on the forget set.",
-    "gaps": "Aligned with gold: every gap is no larger than the gold-vs-gold noise floor (red marker); "
-            "agreement is aligned when it reaches the floor.",
-    "quadrants": "Aligned with gold: all mass on the diagonal (aligned-easy and aligned-hard), "
-                 "none on over- or under-forgotten.",
-    "predictor": "Aligned: the predicted hardness (colour) matches the true hardness (symbol) "
-                 "for both twin and forget samples.",
-    "mia": "Aligned with gold: the method's membership-inference figures sit at the gold models' level "
-           "(gold band), not at the original's.",
+    "class_counts": (
+        "Samples per class in the whole pool; the D / H / T split keeps these proportions."
+    ),
+    "embedding": (
+        "Each dot is a training sample placed by the original model's penultimate features; drag "
+        "a box or lasso to add samples to the forget set (selected ones are ringed)."
+    ),
+    "per_class": (
+        "Aligned with gold: each method's bar sits inside the gold band (min–max over gold "
+        "seeds), not at the original model's height on the forget set."
+    ),
+    "gaps": (
+        "Aligned with gold: every gap is no larger than the gold-vs-gold noise floor (red "
+        "marker); agreement is aligned when it reaches the floor."
+    ),
+    "quadrants": (
+        "Aligned with gold: all mass on the diagonal (aligned-easy and aligned-hard), none on "
+        "over- or under-forgotten."
+    ),
+    "predictor": (
+        "Aligned: the predicted hardness (colour) matches the true hardness (symbol) for both "
+        "twin and forget samples."
+    ),
+    "mia": (
+        "Aligned with gold: the method's membership-inference figures sit at the gold models' "
+        "level (gold band), not at the original's."
+    ),
     "compare": "Aligned with gold: a bar at or below the red gold-vs-gold noise floor.",
-    "attributions": "Aligned with gold: the unlearned model's map looks like gold's (similarity near 1), "
-                    "not like the original's.",
+    "attributions": (
+        "Aligned with gold: the unlearned model's map looks like gold's (similarity near 1), not "
+        "like the original's."
+    ),
 }
 
 
@@ -54,36 +71,74 @@ def _nan(v):
 
 def class_counts(counts: np.ndarray, classes: list[str]) -> go.Figure:
     """Bar chart of the number of samples per class."""
-    fig = go.Figure(go.Bar(x=[str(c) for c in classes], y=np.asarray(counts).tolist(), marker_color=PALETTE[0]))
-    return fig.update_layout(title="Samples per class", xaxis_title="class", yaxis_title="samples",
-                             height=300, margin=dict(t=40, b=40, l=40, r=10))
+    fig = go.Figure(
+        go.Bar(x=[str(c) for c in classes], y=np.asarray(counts).tolist(), marker_color=PALETTE[0])
+    )
+    return fig.update_layout(
+        title="Samples per class",
+        xaxis_title="class",
+        yaxis_title="samples",
+        height=300,
+        margin=dict(t=40, b=40, l=40, r=10),
+    )
 
 
-def embedding_scatter(xy: np.ndarray, labels: np.ndarray, ids: np.ndarray, classes: list[str],
-                      selected: np.ndarray | None = None) -> go.Figure:
+def embedding_scatter(
+    xy: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    classes: list[str],
+    selected: np.ndarray | None = None,
+) -> go.Figure:
     """2-D embedding of the training set, one trace per class; customdata = pool id of each point.
     Selected ids are drawn as open rings on top (a separate trace without customdata)."""
     fig = go.Figure()
     for c, name in enumerate(classes):
         m = labels == c
         if m.any():
-            fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=str(name),
-                                     customdata=ids[m], marker=dict(size=5, color=CLASS_COLORS[c % len(CLASS_COLORS)]),
-                                     hovertemplate="id %{customdata}<extra>" + html.escape(str(name)) + "</extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=xy[m, 0],
+                    y=xy[m, 1],
+                    mode="markers",
+                    name=str(name),
+                    customdata=ids[m],
+                    marker=dict(size=5, color=CLASS_COLORS[c % len(CLASS_COLORS)]),
+                    hovertemplate="id %{customdata}<extra>" + html.escape(str(name)) + "</extra>",
+                )
+            )
     if selected is not None and len(selected):
         m = np.isin(ids, selected)
-        fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name="selected", hoverinfo="skip",
-                                 marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(width=1.5, color="black"))))
-    return fig.update_layout(dragmode="lasso", height=480, title="Training set, original model's embedding (PCA)",
-                             xaxis_title="PC 1", yaxis_title="PC 2", margin=dict(t=40, b=40, l=40, r=10),
-                             legend=dict(itemsizing="constant"))
+        fig.add_trace(
+            go.Scatter(
+                x=xy[m, 0],
+                y=xy[m, 1],
+                mode="markers",
+                name="selected",
+                hoverinfo="skip",
+                marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(width=1.5, color="black")),
+            )
+        )
+    return fig.update_layout(
+        dragmode="lasso",
+        height=480,
+        title="Training set, original model's embedding (PCA)",
+        xaxis_title="PC 1",
+        yaxis_title="PC 2",
+        margin=dict(t=40, b=40, l=40, r=10),
+        legend=dict(itemsizing="constant"),
+    )
 
 
 def _gold_band(report: dict, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.array([[_nan(v) for v in g["per_class"][which]] for g in report["models"]["gold"]])
     present = ~np.isnan(rows).all(0)
     out = np.full((3, rows.shape[1]), np.nan)
-    out[:, present] = [np.nanmean(rows[:, present], 0), np.nanmin(rows[:, present], 0), np.nanmax(rows[:, present], 0)]
+    out[:, present] = [
+        np.nanmean(rows[:, present], 0),
+        np.nanmin(rows[:, present], 0),
+        np.nanmax(rows[:, present], 0),
+    ]
     return out[0], out[1], out[2]
 
 
@@ -95,33 +150,75 @@ def per_class_accuracy(report: dict, which: str, methods: list[str] | None = Non
     present = ~np.isnan(mean)
     x = [c for c, p in zip(classes, present) if p]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=mean[present], name="gold (mean, band = seeds)", marker_color=GOLD,
-                         error_y=dict(type="data", symmetric=False, array=(hi - mean)[present],
-                                      arrayminus=(mean - lo)[present], thickness=2, width=6)))
-    fig.add_trace(go.Bar(x=x, y=np.array([_nan(v) for v in models["original"]["per_class"][which]])[present],
-                         name="original", marker_color=ORIGINAL))
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=mean[present],
+            name="gold (mean, band = seeds)",
+            marker_color=GOLD,
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=(hi - mean)[present],
+                arrayminus=(mean - lo)[present],
+                thickness=2,
+                width=6,
+            ),
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=np.array([_nan(v) for v in models["original"]["per_class"][which]])[present],
+            name="original",
+            marker_color=ORIGINAL,
+        )
+    )
     for i, m in enumerate(methods):
         y = np.array([_nan(v) for v in models[m]["per_class"][which]])[present]
         fig.add_trace(go.Bar(x=x, y=y, name=m, marker_color=_color(i)))
-    return fig.update_layout(barmode="group", title=f"Per-class accuracy on the {which} set", height=360,
-                             xaxis_title="class", yaxis=dict(title="accuracy", range=[0, 1.05]),
-                             margin=dict(t=40, b=40, l=40, r=10))
+    return fig.update_layout(
+        barmode="group",
+        title=f"Per-class accuracy on the {which} set",
+        height=360,
+        xaxis_title="class",
+        yaxis=dict(title="accuracy", range=[0, 1.05]),
+        margin=dict(t=40, b=40, l=40, r=10),
+    )
 
 
-GAP_METRICS = {"delta_forget": "|Δ_f| (accuracy gap)", "per_class_delta_forget": "per-class Δ",
-               "activation_distance_forget": "activation distance", "js_forget": "JS divergence",
-               "agreement_forget": "agreement"}
+GAP_METRICS = {
+    "delta_forget": "|Δ_f| (accuracy gap)",
+    "per_class_delta_forget": "per-class Δ",
+    "activation_distance_forget": "activation distance",
+    "js_forget": "JS divergence",
+    "agreement_forget": "agreement",
+}
 
 
 def gaps_to_gold(report: dict, method: str) -> go.Figure:
     """Each gap of `method` to gold next to the gold-vs-gold noise floor (red diamond)."""
     vs, floor = report["models"][method]["vs_gold"], report.get("noise_floor") or {}
     names = list(GAP_METRICS.values())
-    fig = go.Figure(go.Bar(x=names, y=[_nan(vs.get(k)) for k in GAP_METRICS], name=method, marker_color=PALETTE[0]))
-    fig.add_trace(go.Scatter(x=names, y=[_nan(floor.get(k)) for k in GAP_METRICS], mode="markers",
-                             name="gold-vs-gold noise floor", marker=dict(symbol="diamond", size=14, color=FLOOR)))
-    return fig.update_layout(title=f"{method}: gaps to gold vs the noise floor", height=340,
-                             margin=dict(t=40, b=40, l=40, r=10))
+    fig = go.Figure(
+        go.Bar(
+            x=names, y=[_nan(vs.get(k)) for k in GAP_METRICS], name=method, marker_color=PALETTE[0]
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=names,
+            y=[_nan(floor.get(k)) for k in GAP_METRICS],
+            mode="markers",
+            name="gold-vs-gold noise floor",
+            marker=dict(symbol="diamond", size=14, color=FLOOR),
+        )
+    )
+    return fig.update_layout(
+        title=f"{method}: gaps to gold vs the noise floor",
+        height=340,
+        margin=dict(t=40, b=40, l=40, r=10),
+    )
 
 
 QUADRANTS = [["aligned_easy", "over_forgotten"], ["under_forgotten", "aligned_hard"]]
@@ -130,21 +227,52 @@ QUADRANTS = [["aligned_easy", "over_forgotten"], ["under_forgotten", "aligned_ha
 def quadrant_table(quadrants: dict, n: int | None = None) -> go.Figure:
     """The 2×2 alignment table (rows: gold right / wrong; columns: unlearned right / wrong)."""
     z = [[_nan(quadrants.get(k)) for k in row] for row in QUADRANTS]
-    text = [[f"{k.replace('_', '-')}<br>{_nan(quadrants.get(k)):.0%}"
-             + (f" ({round(_nan(quadrants.get(k)) * n)})" if n else "") for k in row] for row in QUADRANTS]
-    fig = go.Figure(go.Heatmap(z=z, x=["unlearned right", "unlearned wrong"], y=["gold right", "gold wrong"],
-                               text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1, showscale=False))
-    return fig.update_layout(title="Alignment table (forget set)", height=300, yaxis=dict(autorange="reversed"),
-                             margin=dict(t=40, b=20, l=80, r=10))
+    text = [
+        [
+            f"{k.replace('_', '-')}<br>{_nan(quadrants.get(k)):.0%}"
+            + (f" ({round(_nan(quadrants.get(k)) * n)})" if n else "")
+            for k in row
+        ]
+        for row in QUADRANTS
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=["unlearned right", "unlearned wrong"],
+            y=["gold right", "gold wrong"],
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            showscale=False,
+        )
+    )
+    return fig.update_layout(
+        title="Alignment table (forget set)",
+        height=300,
+        yaxis=dict(autorange="reversed"),
+        margin=dict(t=40, b=20, l=80, r=10),
+    )
 
 
-def predictor_view(twin_x: np.ndarray, twin_true_easy: np.ndarray, twin_pred_easy: np.ndarray,
-                   forget_x: np.ndarray | None, forget_true_easy: np.ndarray | None,
-                   forget_pred_easy: np.ndarray | None, features: tuple[str, ...] = ("DF", "AF", "CF")) -> go.Figure:
+def predictor_view(
+    twin_x: np.ndarray,
+    twin_true_easy: np.ndarray,
+    twin_pred_easy: np.ndarray,
+    forget_x: np.ndarray | None,
+    forget_true_easy: np.ndarray | None,
+    forget_pred_easy: np.ndarray | None,
+    features: tuple[str, ...] = ("DF", "AF", "CF"),
+) -> go.Figure:
     """Scaled hardness features of twin and forget samples, pairwise; colour = predicted
     easy/hard, symbol = true easy/hard (twin: M_o right on H_f; forget: gold right)."""
     pairs = [(i, j) for i in range(len(features)) for j in range(i + 1, len(features))] or [(0, 0)]
-    fig = make_subplots(rows=1, cols=len(pairs), subplot_titles=[f"{features[i]} vs {features[j]}" for i, j in pairs])
+    fig = make_subplots(
+        rows=1,
+        cols=len(pairs),
+        subplot_titles=[f"{features[i]} vs {features[j]}" for i, j in pairs],
+    )
     groups = [("twin", twin_x, twin_true_easy, twin_pred_easy, 6)]
     if forget_x is not None:
         groups.append(("forget", forget_x, forget_true_easy, forget_pred_easy, 10))
@@ -153,29 +281,69 @@ def predictor_view(twin_x: np.ndarray, twin_true_easy: np.ndarray, twin_pred_eas
             for p, colour in ((1, PALETTE[1]), (0, FLOOR)):
                 for t, symbol in ((1, "circle"), (0, "x")):
                     m = (np.asarray(pred) == p) & (np.asarray(true) == t)
-                    label = f"{name}: predicted {'easy' if p else 'hard'}, true {'easy' if t else 'hard'}"
-                    fig.add_trace(go.Scatter(x=x[m, i], y=x[m, j], mode="markers", name=label, legendgroup=label,
-                                             showlegend=col == 1, marker=dict(color=colour, symbol=symbol, size=size,
-                                             opacity=0.5 if name == "twin" else 0.95)), row=1, col=col)
-    return fig.update_layout(title="Predictor view: hardness features (scaled)", height=380,
-                             margin=dict(t=60, b=40, l=40, r=10))
+                    said, truth = "easy" if p else "hard", "easy" if t else "hard"
+                    label = f"{name}: predicted {said}, true {truth}"
+                    fig.add_trace(
+                        go.Scatter(
+                            x=x[m, i],
+                            y=x[m, j],
+                            mode="markers",
+                            name=label,
+                            legendgroup=label,
+                            showlegend=col == 1,
+                            marker=dict(
+                                color=colour,
+                                symbol=symbol,
+                                size=size,
+                                opacity=0.5 if name == "twin" else 0.95,
+                            ),
+                        ),
+                        row=1,
+                        col=col,
+                    )
+    return fig.update_layout(
+        title="Predictor view: hardness features (scaled)",
+        height=380,
+        margin=dict(t=60, b=40, l=40, r=10),
+    )
 
 
 def mia_figure(report: dict, methods: list[str] | None = None) -> go.Figure:
-    """Membership-inference figures on the forget set: member rate and AUC forget-vs-test, per model,
+    """Membership-inference figures on the forget set: member rate and AUC forget-vs-test, per
+    model,
     with the gold models' range as a band."""
     models = report["models"]
     methods = methods if methods is not None else method_names(report)
     names = ["original", *methods]
-    keys = {"forget_member_rate": "forget-set member rate", "auc_forget_vs_test": "AUC forget vs test"}
+    keys = {
+        "forget_member_rate": "forget-set member rate",
+        "auc_forget_vs_test": "AUC forget vs test",
+    }
     fig = make_subplots(rows=1, cols=2, subplot_titles=list(keys.values()))
     for col, key in enumerate(keys, start=1):
         golds = [g["mia"][key] for g in models["gold"]]
-        fig.add_hrect(y0=min(golds), y1=max(golds) + 1e-3, fillcolor=GOLD, opacity=0.3, line_width=0, row=1, col=col)
-        fig.add_trace(go.Bar(x=["gold", *names], y=[float(np.mean(golds)), *[models[n]["mia"][key] for n in names]],
-                             marker_color=[GOLD, ORIGINAL, *[_color(i) for i in range(len(methods))]],
-                             showlegend=False), row=1, col=col)
-    return fig.update_layout(title="Membership inference (forget set)", height=340, margin=dict(t=60, b=40, l=40, r=10))
+        fig.add_hrect(
+            y0=min(golds),
+            y1=max(golds) + 1e-3,
+            fillcolor=GOLD,
+            opacity=0.3,
+            line_width=0,
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=["gold", *names],
+                y=[float(np.mean(golds)), *[models[n]["mia"][key] for n in names]],
+                marker_color=[GOLD, ORIGINAL, *[_color(i) for i in range(len(methods))]],
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+    return fig.update_layout(
+        title="Membership inference (forget set)", height=340, margin=dict(t=60, b=40, l=40, r=10)
+    )
 
 
 def compare_rows(report: dict) -> list[dict]:
@@ -184,11 +352,20 @@ def compare_rows(report: dict) -> list[dict]:
     for m in method_names(report):
         e = report["models"][m]
         vs = e["vs_gold"]
-        rows.append({"method": m, "Δ_f": vs["delta_forget"], "agreement": vs["agreement_forget"],
-                     "per-class Δ": vs["per_class_delta_forget"], "test acc": e["acc"]["test"],
-                     "forget acc": e["acc"]["forget"], "MIA member rate": e["mia"]["forget_member_rate"],
-                     "MIA AUC": e["mia"]["auc_forget_vs_test"], "seconds": e["seconds"],
-                     "retrain ratio": e.get("retrain_time_ratio")})
+        rows.append(
+            {
+                "method": m,
+                "Δ_f": vs["delta_forget"],
+                "agreement": vs["agreement_forget"],
+                "per-class Δ": vs["per_class_delta_forget"],
+                "test acc": e["acc"]["test"],
+                "forget acc": e["acc"]["forget"],
+                "MIA member rate": e["mia"]["forget_member_rate"],
+                "MIA AUC": e["mia"]["auc_forget_vs_test"],
+                "seconds": e["seconds"],
+                "retrain ratio": e.get("retrain_time_ratio"),
+            }
+        )
     return rows
 
 
@@ -196,16 +373,28 @@ def compare_bars(report: dict, metric: str = "delta_forget") -> go.Figure:
     """|Δ_f| (or another vs_gold metric) per method against the gold-vs-gold noise floor."""
     methods = method_names(report)
     y = [report["models"][m]["vs_gold"][metric] for m in methods]
-    fig = go.Figure(go.Bar(x=methods, y=y, marker_color=[_color(i) for i in range(len(methods))], name=metric))
+    fig = go.Figure(
+        go.Bar(x=methods, y=y, marker_color=[_color(i) for i in range(len(methods))], name=metric)
+    )
     floor = (report.get("noise_floor") or {}).get(metric)
     if floor is not None and not math.isnan(floor):
-        fig.add_hline(y=floor, line=dict(color=FLOOR, dash="dash"), annotation_text="gold-vs-gold noise floor")
-    return fig.update_layout(title=f"{GAP_METRICS.get(metric, metric)} per method", height=340,
-                             yaxis_title=GAP_METRICS.get(metric, metric), margin=dict(t=40, b=40, l=40, r=10))
+        fig.add_hline(
+            y=floor, line=dict(color=FLOOR, dash="dash"), annotation_text="gold-vs-gold noise floor"
+        )
+    return fig.update_layout(
+        title=f"{GAP_METRICS.get(metric, metric)} per method",
+        height=340,
+        yaxis_title=GAP_METRICS.get(metric, metric),
+        margin=dict(t=40, b=40, l=40, r=10),
+    )
 
 
-def attribution_grid(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]],
-                     similarity: dict[str, dict[str, float]], zero: dict[str, dict[str, bool]]) -> go.Figure:
+def attribution_grid(
+    image: np.ndarray,
+    maps: dict[str, dict[str, np.ndarray]],
+    similarity: dict[str, dict[str, float]],
+    zero: dict[str, dict[str, bool]],
+) -> go.Figure:
     """One sample: the input image, then one row per attribution method and one column per model,
     each map as a heatmap titled with its cosine similarity to gold's; all-zero maps say so."""
     methods = list(maps)
@@ -214,11 +403,31 @@ def attribution_grid(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]],
     for m in methods:
         for name in models:
             s = similarity[m][name]
-            titles.append(f"{m} · {name}<br>" + ("all-zero map" if zero[m][name]
-                                                 else f"sim. to gold {s:.2f}" if not math.isnan(s) else "gold all-zero"))
-    fig = make_subplots(rows=len(methods), cols=len(models) + 1, subplot_titles=["input", *titles[:len(models)],
-                        *[t for r in range(1, len(methods)) for t in ["", *titles[r * len(models):(r + 1) * len(models)]]]],
-                        horizontal_spacing=0.02, vertical_spacing=0.08)
+            titles.append(
+                f"{m} · {name}<br>"
+                + (
+                    "all-zero map"
+                    if zero[m][name]
+                    else f"sim. to gold {s:.2f}"
+                    if not math.isnan(s)
+                    else "gold all-zero"
+                )
+            )
+    fig = make_subplots(
+        rows=len(methods),
+        cols=len(models) + 1,
+        subplot_titles=[
+            "input",
+            *titles[: len(models)],
+            *[
+                t
+                for r in range(1, len(methods))
+                for t in ["", *titles[r * len(models) : (r + 1) * len(models)]]
+            ],
+        ],
+        horizontal_spacing=0.02,
+        vertical_spacing=0.08,
+    )
     img = np.asarray(image, dtype=float)
     gray = img.mean(0) if img.ndim == 3 else img
     fig.add_trace(go.Heatmap(z=gray, colorscale="gray", showscale=False), row=1, col=1)
@@ -226,15 +435,33 @@ def attribution_grid(image: np.ndarray, maps: dict[str, dict[str, np.ndarray]],
         bound = max(max(float(np.abs(v).max()) for v in maps[m].values()), 1e-12)
         for c, name in enumerate(models, start=2):
             z = maps[m][name]
-            fig.add_trace(go.Heatmap(z=z, zmin=-bound, zmax=bound, colorscale="RdBu_r", showscale=False,
-                                     hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>"), row=r, col=c)
+            fig.add_trace(
+                go.Heatmap(
+                    z=z,
+                    zmin=-bound,
+                    zmax=bound,
+                    colorscale="RdBu_r",
+                    showscale=False,
+                    hovertemplate=f"{name}: %{{z:.3g}}<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
             if zero[m][name]:
-                fig.add_annotation(text="all zero", showarrow=False, row=r, col=c, x=z.shape[1] / 2, y=z.shape[0] / 2,
-                                   font=dict(size=14, color="black"))
+                fig.add_annotation(
+                    text="all zero",
+                    showarrow=False,
+                    row=r,
+                    col=c,
+                    x=z.shape[1] / 2,
+                    y=z.shape[0] / 2,
+                    font=dict(size=14, color="black"),
+                )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
-    return fig.update_layout(height=230 * len(methods) + 40, margin=dict(t=60, b=10, l=10, r=10),
-                             font=dict(size=10))
+    return fig.update_layout(
+        height=230 * len(methods) + 40, margin=dict(t=60, b=10, l=10, r=10), font=dict(size=10)
+    )
 
 
 def html_report(report: dict, figures: dict[str, go.Figure], title: str = "TMU run report") -> str:
@@ -242,16 +469,28 @@ def html_report(report: dict, figures: dict[str, go.Figure], title: str = "TMU r
     report as JSON."""
     rows = compare_rows(report)
     head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0]) if rows else ""
-    body = "".join("<tr>" + "".join(f"<td>{v:.4g}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>"
-                                    for v in r.values()) + "</tr>" for r in rows)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>dataset {html.escape(str(report['dataset']['name']))}, "
-             f"forget {html.escape(str(report['config']['forget']))}, seed {report['config']['seed']}</p>",
-             f"<table><tr>{head}</tr>{body}</table>"]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{v:.4g}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>"
+            for v in r.values()
+        )
+        + "</tr>"
+        for r in rows
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p>dataset {html.escape(str(report['dataset']['name']))}, "
+        f"forget {html.escape(str(report['config']['forget']))}, seed "
+        f"{report['config']['seed']}</p>",
+        f"<table><tr>{head}</tr>{body}</table>",
+    ]
     for i, (name, fig) in enumerate(figures.items()):
         parts.append(f"<h2>{html.escape(name)}</h2><p>{html.escape(CAPTIONS.get(name, ''))}</p>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    parts.append(f"<h2>report.json</h2><pre>{html.escape(json.dumps(report, indent=1))}</pre></body></html>")
+    parts.append(
+        f"<h2>report.json</h2><pre>{html.escape(json.dumps(report, indent=1))}</pre></body></html>"
+    )
     return "".join(parts)

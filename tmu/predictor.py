@@ -4,12 +4,11 @@ Predictors follow scikit-learn's habits: `__init__` stores parameters, `fit(X, g
 learned state ends in `_`, `predict_proba_easy` on an unfitted predictor raises.
 Hard samples (g = 0) are rare, so both predictors weight the classes by inverse frequency.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 
@@ -22,8 +21,9 @@ class MLPPredictor:
     def fit(self, X: np.ndarray, g: np.ndarray) -> "MLPPredictor":
         torch.manual_seed(self.seed)
         X_t, g_t = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(g, dtype=torch.float32)
-        self.net_ = nn.Sequential(nn.Linear(X_t.shape[1], 32), nn.ReLU(), nn.Linear(32, 16),
-                                  nn.ReLU(), nn.Linear(16, 1))
+        self.net_ = nn.Sequential(
+            nn.Linear(X_t.shape[1], 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 1)
+        )
         n_easy, n_hard = float(g_t.sum()), float(len(g_t) - g_t.sum())
         # Class weighting: weight the easy class by n_hard/n_easy, so both classes count equally.
         pos_weight = torch.tensor([n_hard / n_easy if n_easy and n_hard else 1.0])
@@ -50,6 +50,8 @@ class LogisticPredictor:
         self.seed = seed
 
     def fit(self, X: np.ndarray, g: np.ndarray) -> "LogisticPredictor":
+        from sklearn.linear_model import LogisticRegression  # imported when used: a slow import
+
         self.model_ = LogisticRegression(class_weight="balanced", random_state=self.seed)
         self.__dict__.pop("constant_", None)  # a refit must not keep an earlier one-class fit
         if len(np.unique(g)) < 2:
@@ -89,8 +91,9 @@ def decide_easy(p_easy: np.ndarray, rule: str, easy_rate: float) -> np.ndarray:
     return mask
 
 
-def out_of_fold_proba(kind: str, X: np.ndarray, g: np.ndarray, folds: int, seed: int,
-                      **params) -> np.ndarray:
+def out_of_fold_proba(
+    kind: str, X: np.ndarray, g: np.ndarray, folds: int, seed: int, **params
+) -> np.ndarray:
     """p(easy) for every row of X from predictors that never saw that row (stratified k-fold).
     With too few hard samples for k folds, the folds shrink to the number of hard samples (>= 2);
     with fewer than 2 hard samples, every row gets the in-sample prediction."""
@@ -99,6 +102,12 @@ def out_of_fold_proba(kind: str, X: np.ndarray, g: np.ndarray, folds: int, seed:
     if k < 2:
         return make_predictor(kind, seed=seed, **params).fit(X, g).predict_proba_easy(X)
     out = np.empty(len(g))
+    from sklearn.model_selection import StratifiedKFold  # imported when used: a slow import
+
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, g):
-        out[test] = make_predictor(kind, seed=seed, **params).fit(X[train], g[train]).predict_proba_easy(X[test])
+        out[test] = (
+            make_predictor(kind, seed=seed, **params)
+            .fit(X[train], g[train])
+            .predict_proba_easy(X[test])
+        )
     return out

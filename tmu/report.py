@@ -1,65 +1,102 @@
 """Evaluate the models of a finished run against the gold models and assemble `report.json`
 (the contract in architecture.md)."""
+
 from __future__ import annotations
 
 import numpy as np
+from torch import nn
 
 from . import evaluate as ev
-from .config import to_dict
-from .pipeline import Run, method_entries
+from .config import RunConfig, to_dict
+from .pipeline import Data, Result, Trained, Twin, Unlearned
 from .training import predict
-from .unlearn import METHODS
+
+Probs = dict[str, dict[str, np.ndarray]]
+"""Softmax outputs by model name, then data role (ev.SETS): arrays of shape (n, K)."""
 
 
-def model_probs(run: Run) -> dict[str, dict[str, np.ndarray]]:
-    """Softmax outputs of every model on each data role: probs[model][set] of shape (n, K)."""
-    sets = {k: getattr(run.splits, k) for k in ev.SETS}
-    return {name: {k: predict(m, run.x, ids, device=run.device) for k, ids in sets.items()}
-            for name, m in run.models.items()}
+def model_probs(data: Data, models: dict[str, nn.Module]) -> Probs:
+    """Softmax outputs of every model on each data role."""
+    sets = {k: getattr(data.splits, k) for k in ev.SETS}
+    return {
+        name: {k: predict(m, data.x, ids, device=data.device) for k, ids in sets.items()}
+        for name, m in models.items()
+    }
 
 
-def build_report(run: Run, probs: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+def build_report(
+    cfg: RunConfig,
+    data: Data,
+    trained: Trained,
+    twin: Twin | None,
+    unlearned: dict[str, Unlearned],
+    probs: Probs,
+) -> dict:
     """The full report of a run (see architecture.md for the schema)."""
-    probs = probs or model_probs(run)
-    s, k_cls = run.splits, run.pool.num_classes
-    y = {k: run.labels[getattr(s, k)] for k in ev.SETS}
-    golds = [probs[f"gold_{k}"]["forget"] for k in range(run.cfg.gold_seeds)]
-    gold_seconds = float(np.mean([run.meta[f"gold_{k}"]["seconds"] for k in range(run.cfg.gold_seeds)]))
+    s, k_cls = data.splits, data.pool.num_classes
+    y = {k: data.labels[getattr(s, k)] for k in ev.SETS}
+    golds = [probs[f"gold_{k}"]["forget"] for k in range(len(trained.golds))]
+    gold_seconds = float(np.mean([g.seconds for g in trained.golds]))
 
-    def entry(name: str) -> dict:
-        out = ev.model_summary(probs[name], y, k_cls)
-        out["seconds"], out["cached"] = run.meta[name]["seconds"], run.meta[name]["cached"]
-        return out
+    def entry(name: str, seconds: float, cached: bool) -> dict:
+        return {**ev.model_summary(probs[name], y, k_cls), "seconds": seconds, "cached": cached}
 
-    models = {"original": entry("original"),
-              "gold": [entry(f"gold_{k}") for k in range(run.cfg.gold_seeds)]}
-    for e in method_entries(run.cfg):
-        name = e.name
-        out = entry(name)
-        out["method"], out["twin_tuned"], out["params"] = e.method, e.tuned, run.meta[name]["params"]
+    models = {
+        "original": entry("original", trained.original.seconds, trained.original.cached),
+        "gold": [entry(f"gold_{k}", g.seconds, g.cached) for k, g in enumerate(trained.golds)],
+    }
+    for name, u in unlearned.items():
+        out = entry(name, u.seconds, u.cached)
+        out["method"], out["twin_tuned"], out["params"] = u.entry.method, u.entry.tuned, u.params
         out["vs_gold"] = ev.vs_golds(probs[name]["forget"], golds, y["forget"], k_cls)
         out["retrain_time_ratio"] = out["seconds"] / gold_seconds
-        tuned = run.extras.get("tuning", {}).get(e.method) if e.tuned else None
-        if tuned is not None:
-            out["twin_tuning"] = {"chosen": tuned["params"], "trials": tuned["trials"], "seconds": tuned["seconds"]}
-        if METHODS[e.method].needs_predictor:
-            out["prep_seconds"] = run.extras["twin_seconds"] + (tuned or {}).get("seconds", 0.0)
+        if u.tuning is not None:
+            out["twin_tuning"] = {
+                "chosen": u.tuning.params,
+                "trials": u.tuning.trials,
+                "seconds": u.tuning.seconds,
+            }
+        if u.decisions is not None:
+            out["prep_seconds"] = twin.seconds + (u.tuning.seconds if u.tuning else 0.0)
             out["prep_retrain_time_ratio"] = out["prep_seconds"] / gold_seconds
         models[name] = out
-    models["original"]["vs_gold"] = ev.vs_golds(probs["original"]["forget"], golds, y["forget"], k_cls)
+    models["original"]["vs_gold"] = ev.vs_golds(
+        probs["original"]["forget"], golds, y["forget"], k_cls
+    )
 
-    report = {"config": to_dict(run.cfg),
-              "dataset": {"name": run.cfg.dataset, "classes": list(run.pool.classes),
-                          "sizes": {"train": len(s.train), "holdout": len(s.holdout), "test": len(s.test),
-                                    "forget": len(s.forget), "retain": len(s.retain)}},
-              "device": str(run.device),
-              "methods": [e.name for e in method_entries(run.cfg)],
-              "models": models,
-              "noise_floor": ev.noise_floor(golds, y["forget"], k_cls),
-              "gold_seconds": gold_seconds}
-    if "forget_easy" in run.extras:
-        report["predictor"] = ev.predictor_quality(run.extras["forget_easy"], golds, y["forget"])
-        report["twin"] = {"size": len(run.extras["twin_forget"]),
-                          "easy_rate": run.extras["fitted"].easy_rate,
-                          "true_hard": int((run.extras["twin_g"] == 0).sum())}
+    report = {
+        "config": to_dict(cfg),
+        "dataset": {
+            "name": cfg.dataset,
+            "classes": list(data.pool.classes),
+            "sizes": {
+                "train": len(s.train),
+                "holdout": len(s.holdout),
+                "test": len(s.test),
+                "forget": len(s.forget),
+                "retain": len(s.retain),
+            },
+        },
+        "device": str(data.device),
+        "methods": list(unlearned),
+        "models": models,
+        "noise_floor": ev.noise_floor(golds, y["forget"], k_cls),
+        "gold_seconds": gold_seconds,
+    }
+    decisions = next((u.decisions for u in unlearned.values() if u.decisions is not None), None)
+    if decisions is not None:
+        report["predictor"] = ev.predictor_quality(decisions.easy, golds, y["forget"])
+        report["twin"] = {
+            "size": len(twin.forget),
+            "easy_rate": twin.predictor.easy_rate,
+            "true_hard": int((twin.labels == 0).sum()),
+        }
     return report
+
+
+def evaluate_result(result: Result) -> tuple[dict, Probs]:
+    """The report of a finished `pipeline.execute` and the softmax outputs it was built from."""
+    probs = model_probs(result.data, result.models())
+    return build_report(
+        result.cfg, result.data, result.trained, result.twin, result.unlearned, probs
+    ), probs

@@ -4,6 +4,7 @@ DIR/report.json, DIR/config.json (the run config plus the model architecture), D
 (every index set by name), DIR/models/NAME.pt (state_dicts), DIR/predictions.npz (softmax of
 every model on every set, and the predictor's features and decisions).
 """
+
 from __future__ import annotations
 
 import io
@@ -15,36 +16,56 @@ import numpy as np
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .artifacts import atomic_write, load_state_dict, save_state_dict, write_json
+from .artifacts import Store, atomic_write, load_state_dict, save_state_dict, write_json
 from .config import RunConfig, from_dict, to_dict
 from .data import load_dataset
 from .models import build_model
+from .pipeline import Result, StageProgress, execute
+from .report import Probs, evaluate_result
 
 
 class RunFolderError(ValueError):
     """A folder is not a complete run folder."""
 
 
-def write_run(run, report: dict, probs: dict[str, dict[str, np.ndarray]], out: str | Path) -> Path:
+def predictor_arrays(result: Result) -> dict[str, np.ndarray]:
+    """The twin set's and the forget set's features and decisions, by `predictor/NAME`."""
+    twin = result.twin
+    if twin is None:
+        return {}
+    arrays = {
+        "twin_features": twin.features,
+        "twin_g": twin.labels,
+        "twin_oof_easy": twin.predictor.oof_easy,
+        "twin_features_scaled": twin.predictor.scaler.transform(twin.features),
+    }
+    decisions = next(
+        (u.decisions for u in result.unlearned.values() if u.decisions is not None), None
+    )
+    if decisions is not None:
+        arrays.update(
+            forget_features=decisions.features,
+            forget_proba=decisions.proba,
+            forget_easy=decisions.easy,
+            forget_features_scaled=twin.predictor.scaler.transform(decisions.features),
+        )
+    return {f"predictor/{k}": np.asarray(v) for k, v in arrays.items()}
+
+
+def write_run(result: Result, report: dict, probs: Probs, out: str | Path) -> Path:
     """Write the run folder; every file goes through an atomic rename."""
-    out = Path(out)
-    config = {**to_dict(run.cfg), "architecture": {"name": run.cfg.model, "in_channels": run.pool.in_channels,
-                                                   "num_classes": run.pool.num_classes}}
-    write_json(out / "config.json", config)
-    write_json(out / "split.json", {k: v.tolist() for k, v in run.splits.as_dict().items()}
-               | ({"twin_forget": run.extras["twin_forget"].tolist()} if "twin_forget" in run.extras else {}))
-    for name, model in run.models.items():
+    out, cfg, pool = Path(out), result.cfg, result.data.pool
+    arch = {"name": cfg.model, "in_channels": pool.in_channels, "num_classes": pool.num_classes}
+    write_json(out / "config.json", {**to_dict(cfg), "architecture": arch})
+    split = {k: v.tolist() for k, v in result.data.splits.as_dict().items()}
+    if result.twin is not None:
+        split["twin_forget"] = result.twin.forget.tolist()
+    write_json(out / "split.json", split)
+    for name, model in result.models().items():
         save_state_dict(out / "models" / f"{name}.pt", model)
-    arrays = {f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()}
-    for key in ("twin_features", "twin_g", "forget_features", "forget_proba", "forget_easy"):
-        if key in run.extras:
-            arrays[f"predictor/{key}"] = np.asarray(run.extras[key])
-    if "fitted" in run.extras:
-        fitted = run.extras["fitted"]
-        arrays["predictor/twin_oof_easy"] = fitted.oof_easy
-        arrays["predictor/twin_features_scaled"] = fitted.scaler.transform(run.extras["twin_features"])
-        if "forget_features" in run.extras:
-            arrays["predictor/forget_features_scaled"] = fitted.scaler.transform(run.extras["forget_features"])
+    arrays = {
+        f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()
+    } | predictor_arrays(result)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write(out / "predictions.npz", buf.getvalue())
@@ -52,19 +73,21 @@ def write_run(run, report: dict, probs: dict[str, dict[str, np.ndarray]], out: s
     return out
 
 
-def run_to_folder(cfg, out: str | Path, *, store=None, progress=None) -> dict:
+def run_to_folder(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    store: Store | None = None,
+    progress: StageProgress | None = None,
+) -> dict:
     """Execute every stage of `cfg`, evaluate, write the run folder `out`; returns the report.
     Progress goes to `progress(stage, fraction)`, the last stage being "evaluate"."""
-    from .pipeline import execute
-    from .report import build_report, model_probs
-
     report_to = progress or (lambda stage, frac: None)
-    run = execute(cfg, store=store, progress=progress)
+    result = execute(cfg, store=store, progress=progress)
     report_to("evaluate", 0.0)
-    probs = model_probs(run)
-    report = build_report(run, probs)
+    report, probs = evaluate_result(result)
     report_to("evaluate", 0.5)
-    write_run(run, report, probs, out)
+    write_run(result, report, probs, out)
     report_to("evaluate", 1.0)
     return report
 
@@ -74,6 +97,7 @@ class LoadedRun:
     """A finished run: `.models` (name -> eval-mode module), `.split` (name -> id array),
     `.dataset` (the full pool as a torch Dataset of model-ready (x, y)), `.report`, `.config`,
     `.predictions` (name -> array, see write_run)."""
+
     path: Path
     config: RunConfig
     report: dict
@@ -92,7 +116,10 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
     raw = json.loads((path / "config.json").read_text())
     arch = raw.pop("architecture")
     config = from_dict(RunConfig, raw)
-    split = {k: np.asarray(v, dtype=np.int64) for k, v in json.loads((path / "split.json").read_text()).items()}
+    split = {
+        k: np.asarray(v, dtype=np.int64)
+        for k, v in json.loads((path / "split.json").read_text()).items()
+    }
     models = {}
     for file in sorted((path / "models").glob("*.pt")):
         model = build_model(arch["name"], arch["in_channels"], arch["num_classes"])
@@ -106,5 +133,6 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
     if (path / "predictions.npz").is_file():
         with np.load(path / "predictions.npz", allow_pickle=False) as data:
             preds = {k: data[k] for k in data.files}
-    return LoadedRun(path, config, json.loads((path / "report.json").read_text()), split, models, dataset, preds)
-
+    return LoadedRun(
+        path, config, json.loads((path / "report.json").read_text()), split, models, dataset, preds
+    )

@@ -4,13 +4,17 @@ A training set is a list of `Part`s over the pool. Each part carries its own lab
 random wrong ones), a loss weight (negative = gradient ascent, as in NegGrad+), a Gaussian input
 noise level (TMU's noise-perturbed fine-tuning) and how many samples to draw per epoch (fewer than
 the part holds = a fresh random subset each epoch; more = oversampling with repetition).
+A loss is a small function of (model, Batch): weighted cross-entropy by default, plain
+cross-entropy, or a method's own (distillation, a weight penalty). The recipe (epochs, lr, batch
+size, momentum, weight decay, schedule) is a `TrainConfig`.
 The pool tensor should already sit on the training device (small datasets) or on the CPU.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +30,7 @@ Progress = Callable[[float], None]
 @dataclass(frozen=True)
 class Part:
     """A slice of the training data: pool ids with the labels to fit and how to fit them."""
+
     ids: np.ndarray
     labels: np.ndarray
     weight: float = 1.0
@@ -45,73 +50,166 @@ class Part:
         return np.concatenate([rng.permutation(n) for _ in range(math.ceil(want / n))])[:want]
 
 
-def fit(model: nn.Module, x: torch.Tensor, parts: list[Part], cfg: TrainConfig, *,
-        device: torch.device, seed: int, progress: Progress | None = None) -> nn.Module:
-    """Train `model` in place on `parts` for `cfg.epochs` epochs; returns it in eval mode.
+@dataclass(frozen=True)
+class Batch:
+    """One mini-batch on the compute device: inputs x (B, C, H, W) (noise already added), the
+    labels its parts carry y (B,), per-sample loss weights (B,), the index of the part each sample
+    came from `part` (B,), and `done`, the fraction of the training finished before this step."""
 
-    x: (N, C, H, W) pool inputs in [0, 1]. Loss per batch = sum_i w_i * CE_i / batch size.
-    Deterministic on the CPU for a fixed seed.
+    x: torch.Tensor
+    y: torch.Tensor
+    weight: torch.Tensor
+    part: torch.Tensor
+    done: float
+
+
+Loss = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+def weighted_cross_entropy(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """sum_i w_i * CE_i / B: each part's weight (negative = gradient ascent, as in NegGrad+)."""
+    return (F.cross_entropy(model(batch.x), batch.y, reduction="none") * batch.weight).sum() / len(
+        batch.y
+    )
+
+
+def cross_entropy(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Plain mean cross-entropy on the parts' labels (weights ignored)."""
+    return F.cross_entropy(model(batch.x), batch.y)
+
+
+def kl_to_teacher(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
+) -> torch.Tensor:
+    """KL(teacher || student) of the outputs softened by temperature T, averaged over the batch."""
+    return F.kl_div(
+        F.log_softmax(student_logits / T, 1),
+        F.softmax(teacher_logits / T, 1),
+        reduction="batchmean",
+    )
+
+
+def rows(x: torch.Tensor, ids, device: torch.device) -> torch.Tensor:
+    """Rows `ids` of the pool tensor `x`, gathered where `x` lives, then moved to `device`."""
+    return x[torch.as_tensor(ids, dtype=torch.long).to(x.device)].to(device)
+
+
+def sgd(model: nn.Module, cfg: TrainConfig, weight_decay: float | None = None) -> torch.optim.SGD:
+    """The project's optimizer: SGD with the recipe's lr, momentum and weight decay."""
+    decay = cfg.weight_decay if weight_decay is None else weight_decay
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay)
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    parts: list[Part],
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    salt: int | None = None,
+    loss: Loss = weighted_cross_entropy,
+    progress: Progress | None = None,
+    opt: torch.optim.Optimizer | None = None,
+    mask: Sequence[torch.Tensor] | None = None,
+    clip: float | None = None,
+) -> nn.Module:
+    """Train `model` in place on `parts` for `cfg.epochs` epochs with `loss`; returns it in eval
+    mode.
+
+    x: (N, C, H, W) pool inputs in [0, 1]. Deterministic on the CPU for a fixed seed: epochs are
+    shuffled by numpy's default_rng(seed), or default_rng([seed, salt]) with a salt (so that
+    repeated calls, such as SCRUB's phases, draw differently); input noise by a torch generator
+    seeded with `seed`.
+    opt: an optimizer to carry on with (momentum kept across calls); a fresh `sgd` otherwise.
+    mask: one 0/1 tensor per parameter; only the weights under a 1 change, and weight decay then
+    acts inside the mask only (SGD's own decay would move the frozen weights).
+    clip: a bound on the gradient's global l2 norm per step (None: no clipping).
     """
     model.to(device).train()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if salt is None else [seed, salt])
     gen = torch.Generator(device=device).manual_seed(seed)
-    ids_t = [torch.as_tensor(p.ids, dtype=torch.long) for p in parts]
-    lab_t = [torch.as_tensor(p.labels, dtype=torch.long) for p in parts]
-    steps = cfg.epochs * math.ceil(sum(p.count for p in parts) / cfg.batch_size)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-             if cfg.schedule == "cosine" else None)
+    steps = max(cfg.epochs * math.ceil(sum(p.count for p in parts) / cfg.batch_size), 1)
+    if opt is None:
+        opt = sgd(model, cfg, weight_decay=0.0 if mask is not None else None)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cfg.schedule == "cosine" else None
+    )
     step = 0
     for _ in range(cfg.epochs):
-        batch = _epoch(parts, ids_t, lab_t, rng)
-        for start in range(0, len(batch[0]), cfg.batch_size):
-            chunk = [t[start:start + cfg.batch_size] for t in batch]
-            _step(model, opt, x, chunk, device, gen)
+        epoch = _epoch(parts, rng)
+        for start in range(0, len(epoch[0]), cfg.batch_size):
+            batch = _batch(
+                x, [t[start : start + cfg.batch_size] for t in epoch], step / steps, device, gen
+            )
+            opt.zero_grad(set_to_none=True)
+            loss(model, batch).backward()
+            if mask is not None:
+                for p, m in zip(model.parameters(), mask):
+                    if p.grad is not None:
+                        p.grad.add_(p.detach(), alpha=cfg.weight_decay).mul_(m)
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
             if sched is not None:
                 sched.step()
             step += 1
             if progress is not None:
-                progress(step / max(steps, 1))
+                progress(step / steps)
     return model.eval()
 
 
-def _epoch(parts, ids_t, lab_t, rng) -> tuple[torch.Tensor, ...]:
-    """One shuffled epoch as parallel tensors (ids, labels, weights, noise levels)."""
-    cols = [[], [], [], []]
-    for part, ids, labels in zip(parts, ids_t, lab_t):
-        pos = torch.as_tensor(part.draw(rng), dtype=torch.long)
-        cols[0].append(ids[pos])
-        cols[1].append(labels[pos])
-        cols[2].append(torch.full((len(pos),), part.weight))
-        cols[3].append(torch.full((len(pos),), part.noise))
-    order = torch.as_tensor(rng.permutation(sum(len(c) for c in cols[0])), dtype=torch.long)
-    return tuple(torch.cat(c)[order] for c in cols)
+def _epoch(parts: list[Part], rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """One shuffled epoch as parallel tensors: pool ids, labels, weights, noise levels, part
+    index."""
+    pos = [p.draw(rng) for p in parts]
+    cols = [
+        np.concatenate([np.asarray(p.ids)[q] for p, q in zip(parts, pos)]),
+        np.concatenate([np.asarray(p.labels)[q] for p, q in zip(parts, pos)]),
+        np.concatenate([np.full(len(q), p.weight, dtype=np.float32) for p, q in zip(parts, pos)]),
+        np.concatenate([np.full(len(q), p.noise, dtype=np.float32) for p, q in zip(parts, pos)]),
+        np.concatenate([np.full(len(q), k) for k, q in enumerate(pos)]),
+    ]
+    order = rng.permutation(len(cols[0]))
+    return tuple(
+        torch.as_tensor(c[order], dtype=torch.long if c.dtype.kind in "iu" else torch.float32)
+        for c in cols
+    )
 
 
-def _step(model, opt, x, chunk, device, gen) -> None:
-    ids, labels, weights, noise = chunk
-    inputs = x[ids.to(x.device)].to(device)
-    labels, weights, noise = labels.to(device), weights.to(device), noise.to(device)
+def _batch(x, chunk, done, device, gen) -> Batch:
+    ids, labels, weights, noise, part = chunk
+    inputs = rows(x, ids, device)
+    noise = noise.to(device)
     if bool((noise > 0).any()):
         eps = torch.randn(inputs.shape, generator=gen, device=device)
         inputs = (inputs + eps * noise.view(-1, 1, 1, 1)).clamp(0.0, 1.0)
-    loss = (F.cross_entropy(model(inputs), labels, reduction="none") * weights).sum() / len(ids)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    return Batch(inputs, labels.to(device), weights.to(device), part.to(device), done)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, ids: np.ndarray, *, device: torch.device,
-            batch_size: int = 1024) -> np.ndarray:
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    ids: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Softmax probabilities, shape (len(ids), K) float32, in eval mode."""
     return _batched(lambda b: F.softmax(model(b), dim=1), model, x, ids, device, batch_size)
 
 
 @torch.no_grad()
-def embed(model: nn.Module, x: torch.Tensor, ids: np.ndarray, *, device: torch.device,
-          batch_size: int = 1024) -> np.ndarray:
+def embed(
+    model: nn.Module,
+    x: torch.Tensor,
+    ids: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Penultimate-layer embeddings, shape (len(ids), D) float32, in eval mode."""
     return _batched(model.embed, model, x, ids, device, batch_size)
 
@@ -121,14 +219,24 @@ def _batched(fn, model, x, ids, device, batch_size) -> np.ndarray:
     ids_t = torch.as_tensor(np.asarray(ids), dtype=torch.long)
     # An empty id set still runs one (empty) batch, so the result keeps its (0, K) / (0, D) shape
     # (e.g. TMU's runner-up labels of an empty predicted-hard set).
-    outs = [fn(x[ids_t[s:s + batch_size].to(x.device)].to(device)).float().cpu()
-            for s in range(0, max(len(ids_t), 1), batch_size)]
+    outs = [
+        fn(rows(x, ids_t[s : s + batch_size], device)).float().cpu()
+        for s in range(0, max(len(ids_t), 1), batch_size)
+    ]
     return torch.cat(outs).numpy()
 
 
-def train_from_scratch(build: Callable[[], nn.Module], x: torch.Tensor, y: np.ndarray,
-                       ids: np.ndarray, cfg: TrainConfig, *, device: torch.device, seed: int,
-                       progress: Progress | None = None) -> nn.Module:
+def train_from_scratch(
+    build: Callable[[], nn.Module],
+    x: torch.Tensor,
+    y: np.ndarray,
+    ids: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    progress: Progress | None = None,
+) -> nn.Module:
     """A fresh model (built under `seed`) trained on pool ids `ids` with their true labels."""
     torch.manual_seed(seed)
     model = build()

@@ -1,5 +1,6 @@
 """Twin-tuning (method spec §6): choose any method's hyper-parameters on the twin problem, whose
 gold model (M_o) is known for free. The real gold model is never read here."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,30 +28,52 @@ def grid_points(grid: dict[str, list] | list[dict[str, Any]]) -> list[dict[str, 
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def twin_score(probs_u: np.ndarray, probs_gold: np.ndarray, y: np.ndarray, retain_drop: float) -> float:
+def twin_score(
+    probs_u: np.ndarray, probs_gold: np.ndarray, y: np.ndarray, retain_drop: float
+) -> float:
     """Lower is better: |Δ_f| + (1 - agreement) with the twin gold on H_f, plus any accuracy lost
     on the twin's retain set D."""
     delta = abs(accuracy(probs_u, y) - accuracy(probs_gold, y))
     return delta + (1.0 - agreement(probs_u, probs_gold)) + max(0.0, retain_drop)
 
 
-def twin_tune(name: str, base: dict[str, Any], grid: dict[str, list] | list[dict], twin_model: nn.Module,
-              problem: Problem, gold_probs: np.ndarray, env: Env) -> tuple[dict[str, Any], list[dict]]:
+def twin_tune(
+    name: str,
+    base: dict[str, Any],
+    grid: dict[str, list] | list[dict],
+    twin_model: nn.Module,
+    problem: Problem,
+    gold_probs: np.ndarray,
+    env: Env,
+) -> tuple[dict[str, Any], list[dict]]:
     """Run method `name` from M_t on the twin problem for each grid point; return the best
-    hyper-parameters (merged over `base`) and one row per trial (params, delta, agreement, score)."""
+    hyper-parameters (merged over `base`) and one row per trial (params, delta, agreement,
+    score)."""
     y_f = problem.labels[problem.forget]
     rng = np.random.default_rng([env.seed, 0x70])
-    check = np.sort(rng.choice(problem.retain, size=min(len(problem.retain), RETAIN_CHECK), replace=False))
-    ref_retain = accuracy(predict(twin_model, problem.x, check, device=env.device), problem.labels[check])
+    check = np.sort(
+        rng.choice(problem.retain, size=min(len(problem.retain), RETAIN_CHECK), replace=False)
+    )
+    ref_retain = accuracy(
+        predict(twin_model, problem.x, check, device=env.device), problem.labels[check]
+    )
     trials = []
     for point in grid_points(grid):
         params = {**base, **point}
         model = get_method(name, **params).unlearn(twin_model, problem, env)
         probs = predict(model, problem.x, problem.forget, device=env.device)
-        retain_acc = accuracy(predict(model, problem.x, check, device=env.device), problem.labels[check])
-        trials.append({"params": params, "delta_forget": abs(accuracy(probs, y_f) - accuracy(gold_probs, y_f)),
-                       "agreement_forget": agreement(probs, gold_probs), "retain_acc": retain_acc,
-                       "score": twin_score(probs, gold_probs, y_f, ref_retain - retain_acc)})
+        retain_acc = accuracy(
+            predict(model, problem.x, check, device=env.device), problem.labels[check]
+        )
+        trials.append(
+            {
+                "params": params,
+                "delta_forget": abs(accuracy(probs, y_f) - accuracy(gold_probs, y_f)),
+                "agreement_forget": agreement(probs, gold_probs),
+                "retain_acc": retain_acc,
+                "score": twin_score(probs, gold_probs, y_f, ref_retain - retain_acc),
+            }
+        )
         logger.info("twin-tune %s %s: score %.4f", name, point, trials[-1]["score"])
     best = min(trials, key=lambda t: t["score"])
     return best["params"], trials

@@ -1,10 +1,12 @@
 """The twin problem (method spec §3): an unlearning problem whose gold model is known for free.
 
-H_f ⊆ H is distributed like D_f; the twin model M_t is M_o fine-tuned on D ∪ H_f until H_f are
+H_f ⊆ H is distributed like D_f (each forget-spec kind draws its own: `tmu.forget`); the twin model
+M_t is M_o fine-tuned on D ∪ H_f until H_f are
 members of M_t the way D are members of M_o; the twin gold is M_o itself (it never saw H_f), so
 the twin generalization label of x ∈ H_f is g(x) = 1 iff M_o classifies x correctly.
 These are pure stage functions; `pipeline.py` wires and caches them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,40 +25,36 @@ from .training import Part, Progress, fit, predict, train_from_scratch
 logger = logging.getLogger(__name__)
 
 
-def select_twin_forget(spec: str, labels: np.ndarray, holdout: np.ndarray, forget: np.ndarray,
-                       min_size: int, seed: int) -> np.ndarray:
-    """H_f for a forget spec: random -> a random part of H; class / sub-class -> the H samples of
-    D_f's classes; ids -> H samples drawn to match D_f's class histogram. Random and id-list twins
-    hold max(|D_f|, min_size) samples where H has them."""
-    kind = spec.partition(":")[0]
-    rng = np.random.default_rng([seed, 0x7F])
-    size = min(len(holdout), max(len(forget), min_size))
-    if kind == "random":
-        return np.sort(rng.choice(holdout, size=size, replace=False))
-    if kind in ("class", "subclass"):
-        return holdout[np.isin(labels[holdout], np.unique(labels[forget]))]
-    classes, counts = np.unique(labels[forget], return_counts=True)
-    picked = []
-    for c, n in zip(classes, counts):
-        pool = holdout[labels[holdout] == c]
-        want = min(len(pool), int(round(n * size / len(forget))))
-        picked.append(rng.choice(pool, size=want, replace=False))
-    return np.sort(np.concatenate(picked)) if picked else np.empty(0, np.int64)
-
-
-def accuracy_on(model: nn.Module, x: torch.Tensor, labels: np.ndarray, ids: np.ndarray,
-                device: torch.device) -> float:
+def accuracy_on(
+    model: nn.Module, x: torch.Tensor, labels: np.ndarray, ids: np.ndarray, device: torch.device
+) -> float:
     return float((predict(model, x, ids, device=device).argmax(1) == labels[ids]).mean())
 
 
-def train_twin_model(original: nn.Module, x: torch.Tensor, labels: np.ndarray, train: np.ndarray,
-                     twin_forget: np.ndarray, target_acc: float, cfg: TwinConfig, *,
-                     device: torch.device, seed: int, progress: Progress | None = None) -> nn.Module:
+def train_twin_model(
+    original: nn.Module,
+    x: torch.Tensor,
+    labels: np.ndarray,
+    train: np.ndarray,
+    twin_forget: np.ndarray,
+    target_acc: float,
+    cfg: TwinConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    progress: Progress | None = None,
+) -> nn.Module:
     """M_t: a copy of M_o fine-tuned one epoch at a time on H_f plus a fresh subset of D
     (retain_per_forget x |H_f| samples) until acc(M_t, H_f) >= target_acc - fit_margin."""
     model = clone_model(original)
-    parts = [Part(twin_forget, labels[twin_forget]),
-             Part(train, labels[train], per_epoch=min(len(train), int(cfg.retain_per_forget * len(twin_forget))))]
+    parts = [
+        Part(twin_forget, labels[twin_forget]),
+        Part(
+            train,
+            labels[train],
+            per_epoch=min(len(train), int(cfg.retain_per_forget * len(twin_forget))),
+        ),
+    ]
     step_cfg = TrainConfig(epochs=1, lr=cfg.lr, schedule="constant")
     for epoch in range(cfg.max_epochs):
         fit(model, x, parts, step_cfg, device=device, seed=seed + epoch)
@@ -65,26 +63,42 @@ def train_twin_model(original: nn.Module, x: torch.Tensor, labels: np.ndarray, t
             progress((epoch + 1) / cfg.max_epochs)
         if acc >= target_acc - cfg.fit_margin:
             break
-    logger.info("twin model fits H_f at %.3f after %d epoch(s) (target %.3f)", acc, epoch + 1, target_acc)
+    logger.info(
+        "twin model fits H_f at %.3f after %d epoch(s) (target %.3f)", acc, epoch + 1, target_acc
+    )
     return model
 
 
-def train_curriculum(build, x: torch.Tensor, labels: np.ndarray, ids: np.ndarray, cfg: TwinConfig, *,
-                     device: torch.device, seed: int, progress: Progress | None = None) -> nn.Module:
-    """M_c: a fresh network trained briefly (cfg.curriculum_epochs) from scratch on `ids` (D ∪ H_f)."""
+def train_curriculum(
+    build,
+    x: torch.Tensor,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    cfg: TwinConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    progress: Progress | None = None,
+) -> nn.Module:
+    """M_c: a fresh network trained briefly (cfg.curriculum_epochs) from scratch on `ids` (D ∪
+    H_f)."""
     tcfg = TrainConfig(epochs=cfg.curriculum_epochs, lr=cfg.curriculum_lr, schedule="constant")
-    return train_from_scratch(build, x, labels, ids, tcfg, device=device, seed=seed, progress=progress)
+    return train_from_scratch(
+        build, x, labels, ids, tcfg, device=device, seed=seed, progress=progress
+    )
 
 
 @dataclass(frozen=True)
 class FittedPredictor:
-    """The scaler and predictor fitted on the twin set, with the twin's own out-of-fold decisions."""
+    """The scaler and predictor fitted on the twin set, with the twin's own out-of-fold
+    decisions."""
+
     scaler: IQRScaler
     predictor: object
-    easy_rate: float          # acc(M_o, H_f): the expected gold accuracy on the forget set
+    easy_rate: float  # acc(M_o, H_f): the expected gold accuracy on the forget set
     rule: str
-    oof_proba: np.ndarray     # p(easy) on H_f from predictors that never saw the sample
-    oof_easy: np.ndarray      # the decision rule applied to oof_proba
+    oof_proba: np.ndarray  # p(easy) on H_f from predictors that never saw the sample
+    oof_easy: np.ndarray  # the decision rule applied to oof_proba
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p(easy), easy mask) for raw features of the real forget set."""
@@ -92,7 +106,9 @@ class FittedPredictor:
         return proba, decide_easy(proba, self.rule, self.easy_rate)
 
 
-def fit_predictor(features: np.ndarray, g: np.ndarray, cfg: PredictorConfig, seed: int) -> FittedPredictor:
+def fit_predictor(
+    features: np.ndarray, g: np.ndarray, cfg: PredictorConfig, seed: int
+) -> FittedPredictor:
     """Fit scaler + predictor on the twin set (features of H_f under M_t, labels g from M_o)."""
     scaler = IQRScaler().fit(features)
     X = scaler.transform(features)

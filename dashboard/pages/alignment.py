@@ -1,8 +1,10 @@
 """Alignment: per-class accuracy vs gold (with the seed band), the gaps to gold against the noise
 floor, the 2×2 alignment table with misaligned thumbnails, the predictor view and MIA."""
+
 import streamlit as st
 
 from dashboard import service, ui
+from dashboard.service import Key
 from tmu import plots
 
 state = ui.setup("Alignment")
@@ -11,7 +13,7 @@ if path is None:
     st.stop()
 lr = service.load(path)
 report = lr.report
-method = ui.method_picker(lr, "align.method")
+method = ui.method_picker(lr, Key.ALIGN_METHOD)
 
 st.subheader("Per-class accuracy: unlearned vs gold vs original")
 for tab, which in zip(st.tabs(["forget", "retain", "test"]), ("forget", "retain", "test")):
@@ -22,27 +24,56 @@ ui.caption("per_class")
 st.subheader("Gaps to gold")
 vs, floor = report["models"][method]["vs_gold"], report.get("noise_floor") or {}
 cols = st.columns(4)
-for col, (k, label) in zip(cols, [("delta_forget", "Δ_f"), ("per_class_delta_forget", "per-class Δ"),
-                                  ("agreement_forget", "agreement"), ("activation_distance_forget", "activation dist.")]):
-    col.metric(label, f"{vs[k]:.3f}", help=f"gold-vs-gold noise floor: {floor.get(k, float('nan')):.3f}"
-               if floor else "one gold seed: no noise floor")
+for col, (k, label) in zip(
+    cols,
+    [
+        ("delta_forget", "Δ_f"),
+        ("per_class_delta_forget", "per-class Δ"),
+        ("agreement_forget", "agreement"),
+        ("activation_distance_forget", "activation dist."),
+    ],
+):
+    col.metric(
+        label,
+        f"{vs[k]:.3f}",
+        help=f"gold-vs-gold noise floor: {floor.get(k, float('nan')):.3f}"
+        if floor
+        else "one gold seed: no noise floor",
+    )
 st.plotly_chart(plots.gaps_to_gold(report, method), key="gaps")
 ui.caption("gaps")
 
 st.subheader("Alignment table")
 c1, c2 = st.columns([2, 3])
 with c1:
-    st.plotly_chart(plots.quadrant_table(vs["quadrants"], report["dataset"]["sizes"]["forget"]), key="quadrants")
+    st.plotly_chart(
+        plots.quadrant_table(service.quadrant_fractions(lr, method), len(lr.split["forget"])),
+        key="quadrants",
+    )
     ui.caption("quadrants")
+    st.caption(
+        "Against the gold ensemble: its class for a sample is the argmax of the softmax averaged "
+        "over "
+        "the gold seeds (the metrics above average over the seeds instead)."
+    )
 with c2:
     quads = service.quadrant_ids(lr, method)
     for q in ("over_forgotten", "under_forgotten"):
         ids = quads[q]
-        st.markdown(f"**{q.replace('_', '-')}**: {len(ids)} sample(s)"
-                    + (" (gold majority right, unlearned wrong)" if q == "over_forgotten"
-                       else " (gold majority wrong, unlearned right)"))
+        st.markdown(
+            f"**{q.replace('_', '-')}**: {len(ids)} sample(s)"
+            + (
+                " (gold right, unlearned wrong)"
+                if q == "over_forgotten"
+                else " (gold wrong, unlearned right)"
+            )
+        )
         if len(ids):
-            st.image(service.images(lr.config.dataset, ids[:12]), width=48, caption=[str(i) for i in ids[:12]])
+            st.image(
+                service.images(lr.config.dataset, ids[:12]),
+                width=48,
+                caption=[str(i) for i in ids[:12]],
+            )
 
 st.subheader("Predictor view")
 arrays = service.predictor_arrays(lr)
@@ -53,8 +84,11 @@ else:
     ui.caption("predictor")
     if report.get("predictor"):
         p = report["predictor"]
-        st.caption(f"Predictor on the forget set: accuracy {p['accuracy']:.2f}, balanced accuracy "
-                   f"{p['balanced_accuracy']:.2f}, predicted hard {p['predicted_hard']}, truly hard {p['true_hard']:g}.")
+        st.caption(
+            f"Predictor on the forget set: accuracy {p['accuracy']:.2f}, balanced accuracy "
+            f"{p['balanced_accuracy']:.2f}, predicted hard {p['predicted_hard']}, truly hard "
+            f"{p['true_hard']:g}."
+        )
 
 st.subheader("Membership inference")
 st.plotly_chart(plots.mia_figure(report), key="mia")

@@ -1,7 +1,9 @@
 """Attributions: captum maps of chosen forget samples under original, gold and unlearned."""
+
 import streamlit as st
 
 from dashboard import service, ui
+from dashboard.service import Key
 from tmu import plots
 
 state = ui.setup("Attributions")
@@ -9,15 +11,25 @@ path = ui.run_picker(state)
 if path is None:
     st.stop()
 lr = service.load(path)
-method = ui.method_picker(lr, "attr.method")
+method = ui.method_picker(lr, Key.ATTR_METHOD)
 forget = [int(i) for i in lr.split["forget"]]
 disagree = [int(i) for i in service.disagreement_ids(lr, method)]
 if disagree:
-    st.caption(f"{len(disagree)} forget sample(s) where {method} and gold disagree; the first ones are picked.")
+    st.caption(
+        f"{len(disagree)} forget sample(s) where {method} and the gold ensemble disagree; "
+        "the first ones are picked."
+    )
 else:
-    st.caption(f"{method} agrees with gold on every forget sample; the first forget samples are picked.")
-ids = st.multiselect("Forget samples", forget, default=(disagree or forget)[:3], max_selections=8,
-                     key=f"attr.ids.{path.name}.{method}")
+    st.caption(
+        f"{method} agrees with the gold ensemble on every forget sample; the first ones are picked."
+    )
+ids = st.multiselect(
+    "Forget samples",
+    forget,
+    default=(disagree or forget)[:3],
+    max_selections=8,
+    key=f"{Key.ATTR_IDS}.{path.name}.{method}",
+)
 if not ids:
     st.info("Pick at least one forget sample.")
     st.stop()
@@ -27,7 +39,9 @@ for n, i in enumerate(exp.ids):
     maps = {m: {k: v[n] for k, v in per.items()} for m, per in exp.maps.items()}
     sims = {m: {k: float(v[n]) for k, v in per.items()} for m, per in exp.similarity.items()}
     zero = {m: {k: bool(v[n]) for k, v in per.items()} for m, per in exp.zero.items()}
-    st.markdown(f"**Sample {int(i)}**, true class {lr.report['dataset']['classes'][int(exp.target[n])]}")
+    st.markdown(
+        f"**Sample {int(i)}**, true class {lr.report['dataset']['classes'][int(exp.target[n])]}"
+    )
     image = lr.dataset.tensors[0][int(i)].numpy()
     st.plotly_chart(plots.attribution_grid(image, maps, sims, zero), key=f"attr.{int(i)}")
     zeros = [f"{m} / {k}" for m, per in zero.items() for k, z in per.items() if z]

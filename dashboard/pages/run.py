@@ -1,31 +1,41 @@
 """Run: methods, gold seeds, seed, device; the Run button submits a job to the backend and the
 page follows its per-stage progress live until it says Done."""
+
 import streamlit as st
 
 from dashboard import service, ui
+from dashboard.service import Key
 
 state = ui.setup("Run")
-be = service.backend()
 descriptions = service.methods()
-st.multiselect("Methods (TMU, plus optional baselines)", list(descriptions), key="w.methods",
-               help="\n".join(f"* **{m}**: {d}" for m, d in descriptions.items()))
+st.multiselect(
+    "Methods (TMU, plus optional baselines)",
+    list(descriptions),
+    key=Key.METHODS,
+    help="\n".join(f"* **{m}**: {d}" for m, d in descriptions.items()),
+)
 c1, c2, c3 = st.columns(3)
-c1.number_input("Gold seeds (retrained models)", min_value=1, max_value=10, step=1, key="w.gold_seeds")
-c2.number_input("Seed", min_value=0, max_value=10_000, step=1, key="w.seed")
+c1.number_input(
+    "Gold seeds (retrained models)", min_value=1, max_value=10, step=1, key=Key.GOLD_SEEDS
+)
+c2.number_input("Seed", min_value=0, max_value=10_000, step=1, key=Key.SEED)
 devices = service.device_options()
-if state["w.device"] not in devices:
-    state["w.device"] = "auto"
-c3.selectbox("Device", list(devices), format_func=devices.get, key="w.device")
+if state[Key.DEVICE] not in devices:
+    state[Key.DEVICE] = "auto"
+c3.selectbox("Device", list(devices), format_func=devices.get, key=Key.DEVICE)
 
 check = service.check_forget(state)
-st.markdown(f"**Dataset** {state['w.dataset']} ({state['w.model']}) · **forget set** `{check.spec[:80]}` "
-            + ("" if check.error else f"({len(check.ids)} samples)")
-            + (" · quick profile" if state["w.quick"] else ""))
+st.markdown(
+    f"**Dataset** {state[Key.DATASET]} ({state[Key.MODEL]}) · **forget set** "
+    f"`{ui.short(check.spec, 80)}` "
+    + ("" if check.error else f"({len(check.ids)} samples)")
+    + (" · quick profile" if state[Key.QUICK] else "")
+)
 if check.error:
     st.warning(f"The forget set is invalid: {check.error}")
 
 if st.button("Run", type="primary"):
-    job_id, error = service.submit_run(state, be)
+    job_id, error = service.submit_run(state)
     if error:
         st.error(error)
 
@@ -35,38 +45,40 @@ def show(job) -> None:
     done = {s for i, s in enumerate(stages) if job.fraction * len(stages) >= i + 1 - 1e-9}
     text = f"{job.state}: {job.stage or 'waiting for the worker'} ({job.stage_fraction:.0%})"
     st.progress(min(max(job.fraction, 0.0), 1.0), text=text)
-    st.caption(" → ".join(f"✅ {s}" if s in done else (f"⏳ **{s}**" if s == job.stage else s) for s in stages))
+    st.caption(
+        " → ".join(
+            f"✅ {s}" if s in done else (f"⏳ **{s}**" if s == job.stage else s) for s in stages
+        )
+    )
 
 
-job_id = state.get("job.id")
-if job_id:
-    try:
-        job = be.status(job_id)
-    except KeyError:
-        job = None
-    if job is not None and job.active:
-        if st.button("Cancel"):
-            be.cancel(job_id)
+job = service.current_job(state)
+if job is not None and job.active:
+    if st.button("Cancel"):
+        service.cancel_job(state)
 
-        @st.fragment(run_every=0.5)
-        def live() -> None:
-            j = be.status(job_id)
-            show(j)
-            if not j.active:
-                st.rerun()
-        live()
-    elif job is not None:
-        show(job)
-        if job.state == "done":
-            state["run.path"] = job.out_dir
-            st.success("Done")
-            st.page_link("pages/alignment.py", label="See the alignment with gold", icon=":material/track_changes:")
-        elif job.state == "cancelled":
-            st.warning("Cancelled.")
-        else:
-            st.error(f"The job failed: {job.error}")
+    @st.fragment(run_every=0.5)
+    def live() -> None:
+        j = service.current_job(state)
+        show(j)
+        if not j.active:
+            st.rerun()
 
-runs = service.finished_runs(be)
+    live()
+elif job is not None:
+    show(job)
+    if job.state == "done":
+        state[Key.RUN_PATH] = job.out_dir
+        st.success("Done")
+        st.page_link(
+            ui.ALIGNMENT_PAGE, label="See the alignment with gold", icon=":material/track_changes:"
+        )
+    elif job.state == "cancelled":
+        st.warning("Cancelled.")
+    else:
+        st.error(f"The job failed: {job.error}")
+
+runs = service.finished_runs()
 with st.expander(f"Finished runs on disk ({len(runs)})"):
     for path in runs[:20]:
         st.markdown(f"* {service.run_label(path)}")

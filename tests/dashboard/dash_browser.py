@@ -1,5 +1,6 @@
 """Start the real app (`streamlit run`) on 127.0.0.1 and drive it with Playwright in Debian's
 Chromium; shared by the browser test and scripts/bench_dashboard.py."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("TMU_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking"]
-PAGES = {"Data": "data", "Forget set": "forget", "Run": "run", "Alignment": "alignment",
-         "Attributions": "attributions", "Compare": "compare"}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+]
+PAGES = {
+    "Data": "data",
+    "Forget set": "forget",
+    "Run": "run",
+    "Alignment": "alignment",
+    "Attributions": "attributions",
+    "Compare": "compare",
+}
 
 
 def free_port() -> int:
@@ -29,10 +41,25 @@ def free_port() -> int:
 def streamlit_app(env: dict[str, str], log: Path | None = None):
     """Yield (url, process) of `streamlit run dashboard/app.py` with extra `env`."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "dashboard" / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     out = open(log, "w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -58,6 +85,7 @@ def streamlit_app(env: dict[str, str], log: Path | None = None):
 @contextmanager
 def browser_page(width: int = 1400, height: int = 1000):
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -69,13 +97,18 @@ def browser_page(width: int = 1400, height: int = 1000):
 def idle(page, timeout: float = 30_000) -> None:
     """Wait until Streamlit's script has finished (no 'running' status widget)."""
     page.wait_for_timeout(150)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )
 
 
 def goto_page(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.wait_for_function(f"() => document.querySelector('h1') && document.querySelector('h1').innerText.startsWith({title!r})",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('h1') && "
+        f"document.querySelector('h1').innerText.startsWith({title!r})",
+        timeout=30_000,
+    )
 
 
 def lasso(page, plot, frac: float = 0.35) -> None:
@@ -84,7 +117,10 @@ def lasso(page, plot, frac: float = 0.35) -> None:
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     rx, ry = box["width"] * frac, box["height"] * frac
     import math
-    pts = [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in [i * math.pi / 8 for i in range(17)]]
+
+    pts = [
+        (cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in [i * math.pi / 8 for i in range(17)]
+    ]
     page.mouse.move(*pts[0])
     page.mouse.down()
     for x, y in pts[1:]:

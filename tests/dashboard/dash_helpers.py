@@ -1,4 +1,6 @@
-"""Helpers shared by the dashboard tests (imported as a top-level module by pytest's rootdir path)."""
+"""Helpers shared by the dashboard tests (imported as a top-level module by pytest's rootdir
+path)."""
+
 from __future__ import annotations
 
 import sys
@@ -13,6 +15,7 @@ TINY_ENV = {"TMU_DASHBOARD_PROFILE": "quick", "TMU_DASHBOARD_DATASET": "digits"}
 
 def tiny_state() -> dict:
     from dashboard import service
+
     state: dict = {}
     service.init_state(state)
     state["w.gold_seeds"] = 2

@@ -1,4 +1,6 @@
-"""Streamlit AppTest: every page launches, forget-set modes, a tiny job end to end, charts appear."""
+"""Streamlit AppTest: every page launches, forget-set modes, a tiny job end to end, charts
+appear."""
+
 import time
 
 import pytest
@@ -33,8 +35,10 @@ def test_pages_without_a_run(tmp_path, monkeypatch, tmu_home):
         assert any("No finished run yet" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("page, charts", [("data", 1), ("forget", 0), ("run", 0), ("alignment", 6),
-                                          ("attributions", 1), ("compare", 1)])
+@pytest.mark.parametrize(
+    "page, charts",
+    [("data", 1), ("forget", 0), ("run", 0), ("alignment", 6), ("attributions", 1), ("compare", 1)],
+)
 def test_every_page_launches(tiny_run, page, charts):
     at = goto(app(), page)
     assert at.title[0].value.startswith({"forget": "Forget set"}.get(page, page.capitalize()))
@@ -43,7 +47,9 @@ def test_every_page_launches(tiny_run, page, charts):
         assert at.caption, "each chart carries a caption"
 
 
-@pytest.mark.parametrize("mode", ["random fraction", "whole classes", "fraction of one class", "point and click"])
+@pytest.mark.parametrize(
+    "mode", ["random fraction", "whole classes", "fraction of one class", "point and click"]
+)
 def test_forget_modes(tiny_run, mode):
     at = goto(app(), "forget")
     at.radio(key="w.forget_mode").set_value(mode).run()

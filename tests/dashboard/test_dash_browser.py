@@ -1,5 +1,6 @@
 """The real-browser test: `streamlit run` on 127.0.0.1, driven by Playwright in Debian's Chromium.
 Select samples with a lasso on the embedding, run a tiny job, and see the Alignment chart."""
+
 import os
 import re
 from pathlib import Path
@@ -37,4 +38,6 @@ def test_lasso_run_alignment(tiny_run, tmu_home, tmp_path):
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("Done", exact=True).wait_for(timeout=180_000)
         goto_page(page, "Alignment")
-        page.locator(".js-plotly-plot", has_text="Per-class accuracy on the forget set").first.wait_for(timeout=60_000)
+        page.locator(
+            ".js-plotly-plot", has_text="Per-class accuracy on the forget set"
+        ).first.wait_for(timeout=60_000)

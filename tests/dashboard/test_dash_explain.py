@@ -1,4 +1,5 @@
 """tmu.explain: map shapes, similarity to gold, all-zero maps."""
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +34,24 @@ def test_similarity_to_gold_and_zero_maps(models):
         assert exp.zero[method]["zero"].all()
         assert np.isnan(exp.similarity[method]["zero"]).all()
         assert not exp.zero[method]["gold"].any()
+
+
+def test_several_gold_seeds_give_their_mean_map(models):
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    target = np.array([3, 4])
+    exp = explain(
+        {"u": models["zero"], "g0": models["gold"], "g1": models["other"]},
+        x,
+        target,
+        gold=["g0", "g1"],
+    )
+    for method in ATTRIBUTIONS:
+        assert list(exp.maps[method]) == ["u", "gold"]
+        mean = (
+            attribute(models["gold"], x, target, method)
+            + attribute(models["other"], x, target, method)
+        ) / 2
+        np.testing.assert_allclose(exp.maps[method]["gold"], mean, atol=1e-6)
 
 
 def test_cosine_and_zero_helpers():

@@ -1,15 +1,40 @@
-"""tmu.jobs: FIFO queue, de-duplication, cancel, progress and failures, with fake fast tasks."""
+"""tmu.jobs: FIFO queue, de-duplication, cancel, progress and failures, with fake fast tasks, on
+both runners; the dashboard's embedding job kind in a worker process."""
+
+import json
 import threading
 import time
 
 import pytest
 
 from tmu.config import RunConfig
-from tmu.jobs import CANCELLED, DONE, FAILED, LocalBackend, job_key
+from tmu.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    JOB_KINDS,
+    JobKind,
+    JobQueue,
+    ProcessRunner,
+    ThreadRunner,
+    job_key,
+)
 
 
 def cfg(seed=0, **kw):
-    return RunConfig(dataset="digits", forget="subclass:3:0.3", seed=seed, methods=("tmu", "finetune"), **kw)
+    return RunConfig(
+        dataset="digits", forget="subclass:3:0.3", seed=seed, methods=("tmu", "finetune"), **kw
+    )
+
+
+def backend(root, task=None):
+    """A thread-run queue whose only kind, "run", is `task` (no kind at all without one)."""
+    kinds = (
+        {}
+        if task is None
+        else {"run": JobKind("run", task, lambda c: ["original", "evaluate"], "report.json")}
+    )
+    return JobQueue(root, runner=ThreadRunner(), kinds=kinds)
 
 
 def recording_task(log, gate=None):
@@ -22,12 +47,13 @@ def recording_task(log, gate=None):
         log.append(c.seed)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text("{}")
+
     return task
 
 
 def test_queue_is_fifo_and_progress_reaches_one(tmp_path):
     log = []
-    be = LocalBackend(tmp_path, tasks={"run": recording_task(log)})
+    be = backend(tmp_path, recording_task(log))
     ids = [be.submit(cfg(seed=s)) for s in (3, 1, 2)]
     jobs = [be.wait(i, timeout=10) for i in ids]
     assert log == [3, 1, 2]
@@ -37,7 +63,7 @@ def test_queue_is_fifo_and_progress_reaches_one(tmp_path):
 
 def test_identical_jobs_are_deduplicated(tmp_path):
     log, gate = [], threading.Event()
-    be = LocalBackend(tmp_path, tasks={"run": recording_task(log, gate)})
+    be = backend(tmp_path, recording_task(log, gate))
     a, b = be.submit(cfg()), be.submit(cfg())
     assert a == b == job_key("run", cfg())
     gate.set()
@@ -46,7 +72,9 @@ def test_identical_jobs_are_deduplicated(tmp_path):
     c = be.submit(cfg())  # finished on disk: returned at once, not re-run
     assert c == a and be.status(c).state == DONE and time.perf_counter() - start < 0.5
     assert log == [0]
-    assert LocalBackend(tmp_path, tasks={}).status(a).state == DONE  # a new backend reads it from disk
+    assert (
+        backend(tmp_path, recording_task([])).status(a).state == DONE
+    )  # a new backend reads it from disk
 
 
 def test_cancel_running_and_queued(tmp_path):
@@ -58,7 +86,7 @@ def test_cancel_running_and_queued(tmp_path):
             progress("original", 0.1)
             time.sleep(0.01)
 
-    be = LocalBackend(tmp_path, tasks={"run": slow})
+    be = backend(tmp_path, slow)
     running, queued = be.submit(cfg(seed=0)), be.submit(cfg(seed=1))
     assert started.wait(5)
     assert be.status(running).stage == "original"
@@ -72,28 +100,57 @@ def test_failure_is_reported_and_worker_survives(tmp_path):
     def boom(c, store, out, progress):
         raise ValueError("bad forget set 42")
 
-    be = LocalBackend(tmp_path, tasks={"run": boom})
+    be = backend(tmp_path, boom)
     job = be.wait(be.submit(cfg()), timeout=5)
     assert job.state == FAILED and "bad forget set 42" in job.error
     assert be.wait(be.submit(cfg(seed=5)), timeout=5).state == FAILED
 
 
 def test_unknown_kind_and_job(tmp_path):
-    be = LocalBackend(tmp_path, tasks={})
+    be = backend(tmp_path)
     with pytest.raises(ValueError, match="unknown job kind 'train'"):
         be.submit(cfg(), kind="train")
     with pytest.raises(KeyError, match="unknown job"):
         be.status("0123")
 
 
+def test_process_runner_refuses_a_local_function(tmp_path):
+    def local(c, store, out, progress):
+        pass
+
+    kinds = {"run": JobKind("run", local, lambda c: ["x"], "report.json")}
+    be = JobQueue(tmp_path, runner=ProcessRunner(), kinds=kinds)
+    job = be.wait(be.submit(cfg()), timeout=10)
+    assert job.state == FAILED and "module-level function" in job.error
+
+
+def test_runner_fault_fails_the_job_not_the_worker(tmp_path):
+    class Broken(ThreadRunner):
+        def run(self, *args):
+            raise MemoryError("cannot fork")
+
+    be = JobQueue(tmp_path, runner=Broken(), kinds={"run": JOB_KINDS["run"]})
+    assert be.wait(be.submit(cfg()), timeout=5).error == "MemoryError: cannot fork"
+    assert be.wait(be.submit(cfg(seed=1)), timeout=5).state == FAILED  # the worker still takes jobs
+
+
 def test_process_worker_runs_the_real_task_and_cancels(tmp_path):
-    from tmu.jobs import embedding_task
-    be = LocalBackend(tmp_path, processes=True)
-    small = RunConfig(dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=1))
+    from dashboard.service import EMBEDDING
+
+    be = JobQueue(tmp_path, runner=ProcessRunner(), kinds={"embedding": EMBEDDING})
+    small = RunConfig(
+        dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=1)
+    )
     job = be.wait(be.submit(small, kind="embedding"), timeout=120)
     assert job.state == DONE, job.error
-    assert (tmp_path / "jobs" / job.id / "embedding.npz").is_file() and embedding_task
-    slow = RunConfig(dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=500))
+    assert (tmp_path / "jobs" / job.id / "embedding.npz").is_file()
+    assert (
+        json.loads((tmp_path / "jobs" / job.id / "job.json").read_text())["task"]
+        == "dashboard.service.embedding:embedding_task"
+    )
+    slow = RunConfig(
+        dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=500)
+    )
     jid = be.submit(slow, kind="embedding")
     deadline = time.monotonic() + 60
     while be.status(jid).stage is None and time.monotonic() < deadline:

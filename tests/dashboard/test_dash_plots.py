@@ -1,4 +1,6 @@
-"""tmu.plots: every figure builds from the tiny run's report and arrays, with the expected traces."""
+"""tmu.plots: every figure builds from the tiny run's report and arrays, with the expected
+traces."""
+
 import numpy as np
 
 from tmu import plots
@@ -15,7 +17,10 @@ def test_report_figures(tiny_run):
         plots.per_class_accuracy(report, which)
     gaps = plots.gaps_to_gold(report, "tmu")
     assert len(gaps.data) == 2 and gaps.data[1].name == "gold-vs-gold noise floor"
-    assert plots.quadrant_table(report["models"]["tmu"]["vs_gold"]["quadrants"], 10).data[0].type == "heatmap"
+    assert (
+        plots.quadrant_table(report["models"]["tmu"]["vs_gold"]["quadrants"], 10).data[0].type
+        == "heatmap"
+    )
     assert len(plots.mia_figure(report).data) == 2
     assert list(plots.compare_bars(report).data[0].x) == list(methods)
     assert [r["method"] for r in plots.compare_rows(report)] == list(methods)
@@ -24,7 +29,11 @@ def test_report_figures(tiny_run):
 
 
 def test_array_figures():
-    xy, labels, ids = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 3, np.arange(100, 130)
+    xy, labels, ids = (
+        np.random.default_rng(0).normal(size=(30, 2)),
+        np.arange(30) % 3,
+        np.arange(100, 130),
+    )
     fig = plots.embedding_scatter(xy, labels, ids, ["a", "b", "c"], selected=np.array([100, 101]))
     assert len(fig.data) == 4 and fig.data[-1].name == "selected" and fig.layout.dragmode == "lasso"
     assert list(fig.data[0].customdata) == [100, 103, 106, 109, 112, 115, 118, 121, 124, 127]
@@ -33,7 +42,13 @@ def test_array_figures():
     pv = plots.predictor_view(f, easy, 1 - easy, f[:5], easy[:5], easy[:5])
     assert len(pv.data) == 3 * 2 * 4
     maps = {"Saliency": {"gold": np.ones((8, 8)), "tmu": np.zeros((8, 8))}}
-    grid = plots.attribution_grid(np.zeros((1, 8, 8)), maps, {"Saliency": {"gold": 1.0, "tmu": float("nan")}},
-                                  {"Saliency": {"gold": False, "tmu": True}})
-    assert len(grid.data) == 3 and any("all zero" in (a.text or "") for a in grid.layout.annotations)
+    grid = plots.attribution_grid(
+        np.zeros((1, 8, 8)),
+        maps,
+        {"Saliency": {"gold": 1.0, "tmu": float("nan")}},
+        {"Saliency": {"gold": False, "tmu": True}},
+    )
+    assert len(grid.data) == 3 and any(
+        "all zero" in (a.text or "") for a in grid.layout.annotations
+    )
     assert plots.class_counts(np.array([3, 4]), ["x", "y"]).data[0].y == (3, 4)

@@ -1,5 +1,6 @@
 """dashboard.service without Streamlit: forget-set modes, selections, id lists, the embedding job,
 loading a finished run."""
+
 import subprocess
 import sys
 
@@ -9,15 +10,30 @@ import pytest
 from dash_helpers import ROOT, tiny_state
 
 
+def test_state_keys_are_named_constants():
+    """Pages and ui.py name session-state keys through service.Key, never as "w.*" literals."""
+    import re
+
+    for path in [ROOT / "dashboard" / "ui.py", *(ROOT / "dashboard" / "pages").glob("*.py")]:
+        assert not re.search(r"[\"'](w|sel|job|run|pick)\.[a-z_]+[\"']", path.read_text()), path
+
+
 def test_service_imports_without_streamlit():
     code = "import sys; import dashboard.service; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
-@pytest.mark.parametrize("mode, spec", [("random fraction", "random:0.1"), ("whole classes", "class:3"),
-                                        ("fraction of one class", "subclass:3:0.3")])
+@pytest.mark.parametrize(
+    "mode, spec",
+    [
+        ("random fraction", "random:0.1"),
+        ("whole classes", "class:3"),
+        ("fraction of one class", "subclass:3:0.3"),
+    ],
+)
 def test_forget_modes_resolve(tmu_home, mode, spec):
     from dashboard import service
+
     state = tiny_state()
     state["w.forget_mode"] = mode
     check = service.check_forget(state)
@@ -28,23 +44,33 @@ def test_forget_modes_resolve(tmu_home, mode, spec):
 
 def test_point_and_click_selection(tmu_home):
     from dashboard import service
+
     state = tiny_state()
     state["w.forget_mode"] = "point and click"
     assert "no sample selected" in service.check_forget(state).error
     train = service.thumbnail_table("digits", 0, None, 0)["id"].tolist()
-    event = {"selection": {"points": [{"customdata": {"0": train[0]}}, {"customdata": [train[1]]},
-                                      {"customdata": train[2]}, {"x": 1.0}]}}
+    event = {
+        "selection": {
+            "points": [
+                {"customdata": {"0": train[0]}},
+                {"customdata": [train[1]]},
+                {"customdata": train[2]},
+                {"x": 1.0},
+            ]
+        }
+    }
     assert service.ids_from_selection(event) == train[:3]
     assert service.add_ids(state, service.ids_from_selection(event)) == 3
     assert service.add_ids(state, train[:2]) == 0
     check = service.check_forget(state)
     assert check.error is None and check.ids.tolist() == sorted(train[:3])
-    service.remove_ids(state, [train[0]])
-    assert len(service.check_forget(state).ids) == 2
+    service.clear_selection(state)
+    assert "no sample selected" in service.check_forget(state).error
 
 
 def test_invalid_selections_are_explained(tmu_home):
     from dashboard import service
+
     state = tiny_state()
     state["w.forget_mode"] = "whole classes"
     state["w.classes"] = []
@@ -52,10 +78,10 @@ def test_invalid_selections_are_explained(tmu_home):
     state["w.classes"] = list(range(10))
     assert "whole training set" in service.check_forget(state).error
     state["w.forget_mode"] = "point and click"
-    state["sel.ids"] = [10 ** 6]
+    state["sel.ids"] = [10**6]
     assert "out of range" in service.check_forget(state).error
     assert service.submit_run(state)[1].startswith("invalid forget set")
-    with pytest.raises(ValueError, match="integers only"):
+    with pytest.raises(ValueError, match="ids must be integers"):
         service.parse_id_list("1, 2, x")
     assert service.parse_id_list("1,2\n3") == [1, 2, 3]
     assert service.id_list_text([4, 5]) == "4\n5\n"
@@ -63,22 +89,38 @@ def test_invalid_selections_are_explained(tmu_home):
 
 def test_embedding_job(tiny_run, tmu_home):
     from dashboard import service
+
     be = service.backend(tmu_home)
     state = tiny_state()
     job, emb = service.embedding(state, be)
     job = be.wait(job.id, timeout=120)
     job, emb = service.embedding(state, be)
     assert job.state == "done" and emb["xy"].shape == (len(emb["ids"]), 2)
-    assert np.array_equal(np.sort(emb["ids"]), np.sort(service.thumbnail_table("digits", 0, None, 0, 10 ** 6)["id"]))
+    assert np.array_equal(
+        np.sort(emb["ids"]), np.sort(service.thumbnail_table("digits", 0, None, 0, 10**6)["id"])
+    )
 
 
 def test_loaded_run_views(tiny_run):
     from dashboard import service
+
     lr = service.load(tiny_run)
     quads = service.quadrant_ids(lr, "tmu")
     assert sum(len(v) for v in quads.values()) == len(lr.split["forget"])
     assert service.predictor_arrays(lr)["twin_x"].shape[1] == 3
     exp = service.explain_samples(tiny_run, "tmu", lr.split["forget"][:2])
+    assert list(exp.maps["Grad-CAM"]) == ["original", "gold", "tmu"]
     assert exp.maps["Grad-CAM"]["tmu"].shape == (2, 8, 8)
+    # One gold on every single-sample view: the argmax of the gold seeds' mean softmax.
+    mean = np.mean([lr.predictions[f"gold_{k}/forget"] for k in range(lr.config.gold_seeds)], 0)
+    assert np.array_equal(service.gold_prediction(lr), mean.argmax(1))
+    y = lr.dataset.tensors[1].numpy()
+    over = np.isin(lr.split["forget"], quads["over_forgotten"])
+    assert (mean.argmax(1)[over] == y[quads["over_forgotten"]]).all()
+    assert sum(service.quadrant_fractions(lr, "tmu").values()) == pytest.approx(1.0)
+    disagree = service.disagreement_ids(lr, "tmu")
+    assert np.array_equal(
+        disagree, lr.split["forget"][lr.predictions["tmu/forget"].argmax(1) != mean.argmax(1)]
+    )
     assert "<html>" in service.export_html(lr.report) and "method" in service.export_csv(lr.report)
     assert tiny_run in service.finished_runs()

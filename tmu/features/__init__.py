@@ -4,6 +4,7 @@ Each feature is a function `FeatureContext -> (n,) float array`, registered in `
 Features are computed under the model in the "original" role: the twin model M_t for the twin
 forget set H_f, the original model M_o for the real forget set D_f.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,9 @@ FEATURES = {
 }
 
 
-def compute_features(ctx: FeatureContext, names: tuple[str, ...] = ("DF", "AF", "CF")) -> np.ndarray:
+def compute_features(
+    ctx: FeatureContext, names: tuple[str, ...] = ("DF", "AF", "CF")
+) -> np.ndarray:
     """The (n, len(names)) raw feature matrix of `ctx.query`, columns in `names` order."""
     unknown = [n for n in names if n not in FEATURES]
     if unknown:
@@ -29,5 +32,12 @@ def compute_features(ctx: FeatureContext, names: tuple[str, ...] = ("DF", "AF", 
     return np.stack([FEATURES[n](ctx) for n in names], axis=1).astype(np.float64)
 
 
-__all__ = ["FEATURES", "FeatureContext", "IQRScaler", "compute_features", "distance_feature",
-           "adversarial_feature", "curriculum_feature"]
+__all__ = [
+    "FEATURES",
+    "FeatureContext",
+    "IQRScaler",
+    "compute_features",
+    "distance_feature",
+    "adversarial_feature",
+    "curriculum_feature",
+]

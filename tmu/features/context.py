@@ -1,4 +1,5 @@
 """What a feature needs to look at: the model in the original role, the pool, and the sets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ class FeatureContext:
     (D_r for M_o, D for M_t); curriculum: the curriculum model M_c; labels: (N,) true classes.
     reference_embedding saves re-embedding the reference set on every request (it only depends
     on the model, so the pipeline computes it once per original model)."""
+
     model: nn.Module
     curriculum: nn.Module
     x: torch.Tensor

@@ -1,8 +1,8 @@
 """CF: loss under a briefly trained curriculum model (method spec §4)."""
+
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..training import predict
 from .context import FeatureContext

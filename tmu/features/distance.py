@@ -1,4 +1,5 @@
 """DF: distance of a sample to its class in the model's embedding space (method spec §4)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,13 @@ from ..training import embed
 from .context import FeatureContext
 
 
-def knn_class_distance(query_emb: np.ndarray, query_labels: np.ndarray, ref_emb: np.ndarray,
-                       ref_labels: np.ndarray, k: int) -> np.ndarray:
+def knn_class_distance(
+    query_emb: np.ndarray,
+    query_labels: np.ndarray,
+    ref_emb: np.ndarray,
+    ref_labels: np.ndarray,
+    k: int,
+) -> np.ndarray:
     """Mean L2 distance from each L2-normalised query embedding to its k nearest same-class
     references (fewer when the class has fewer than k references; NaN-free: a class with no
     reference gets the largest possible distance, 2)."""

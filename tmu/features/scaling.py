@@ -1,4 +1,5 @@
 """Tukey-fence clipping and min-max scaling, fitted on the twin set only (method spec §4)."""
+
 from __future__ import annotations
 
 import numpy as np

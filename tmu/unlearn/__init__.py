@@ -1,4 +1,5 @@
 """Unlearning methods behind one registry. Adding a method is one file and one line here."""
+
 from __future__ import annotations
 
 from .bad_teacher import BadTeacher
@@ -13,14 +14,21 @@ from .salun import SalUn
 from .scrub import SCRUB
 from .tmu import TMU
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (
-    Retrain, FineTune, NegGradPlus, RandomLabel, TMU,
-    BoundaryShrink,
-    L1Sparse,
-    SCRUB,
-    SalUn,
-    BadTeacher,
-)}
+METHODS: dict[str, type[Method]] = {
+    m.name: m
+    for m in (
+        Retrain,
+        FineTune,
+        NegGradPlus,
+        RandomLabel,
+        TMU,
+        BoundaryShrink,
+        L1Sparse,
+        SCRUB,
+        SalUn,
+        BadTeacher,
+    )
+}
 
 
 def get_method(name: str, **params) -> Method:

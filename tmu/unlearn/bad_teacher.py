@@ -6,20 +6,21 @@ samples and from an incompetent teacher (a randomly initialised network built un
 forget samples: per sample KL(teacher_T || student_T) of outputs softened by temperature T. As in
 the paper, each epoch sees the forget set plus a random `retain_frac` share (30 %) of D_r.
 """
+
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..models import clone_model
-from ..training import Part
+from ..training import Part, kl_to_teacher
 from .base import Method
-from .loops import train
 
 
 class BadTeacher(Method):
     name = "bad_teacher"
-    description = "Distil from the original on retain samples and from a random network on forget samples."
+    description = (
+        "Distil from the original on retain samples and from a random network on forget samples."
+    )
     defaults = {"epochs": 2, "lr": 0.01, "T": 1.0, "retain_frac": 0.3, "batch_size": 64}
     grid = {"epochs": [1, 2], "retain_frac": [0.3, 1.0]}
 
@@ -35,10 +36,9 @@ class BadTeacher(Method):
             with torch.no_grad():
                 forget = (batch.part == 1).unsqueeze(1)
                 target = torch.where(forget, bad(batch.x), good(batch.x))
-            return F.kl_div(F.log_softmax(model(batch.x) / T, 1), F.softmax(target / T, 1), reduction="batchmean")
+            return kl_to_teacher(model(batch.x), target, T)
 
         f, r = problem.forget, problem.retain
         n_retain = min(len(r), max(1, round(float(p["retain_frac"]) * len(r))))
         parts = [Part(r, problem.labels[r], per_epoch=n_retain), Part(f, problem.labels[f])]
-        return train(clone_model(original), problem, env, parts, loss, epochs=int(p["epochs"]),
-                     lr=float(p["lr"]), batch_size=int(p["batch_size"]))
+        return self._finetune(original, problem, parts, env, loss, salt=0)

@@ -5,9 +5,10 @@ whose `unlearn` returns a new model, never mutating the original. `grid` is its 
 space (method spec §6): small, and chosen on the twin problem only; either a dict of value lists
 (every combination is tried) or an explicit list of points.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..training import Part, Progress, fit
+from ..training import Loss, Part, Progress, fit, weighted_cross_entropy
 from ..models import clone_model
 
 
@@ -26,6 +27,7 @@ class Problem:
     easy: for methods that use the generalization-label predictor (TMU), the predicted-easy mask
     over `forget`; None otherwise.
     """
+
     x: torch.Tensor
     labels: np.ndarray
     retain: np.ndarray
@@ -37,20 +39,44 @@ class Problem:
 @dataclass(frozen=True)
 class Env:
     """Where and how to run: device, seed, a factory for a fresh network, a progress callback."""
+
     device: torch.device
     seed: int
     build: Callable[[], nn.Module]
     progress: Progress | None = None
 
 
-def random_wrong_labels(labels: np.ndarray, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+def stage_env(env: Env, k: int, n: int) -> Env:
+    """`env` whose progress reports stage k of n equal stages (for a method that trains n times)."""
+    if env.progress is None:
+        return env
+    return replace(env, progress=lambda frac: env.progress((k + frac) / n))
+
+
+def random_wrong_labels(
+    labels: np.ndarray, num_classes: int, rng: np.random.Generator
+) -> np.ndarray:
     """A label drawn uniformly from the classes other than each true label."""
     shift = rng.integers(1, num_classes, size=len(labels))
     return (labels + shift) % num_classes
 
 
+def _check_type(method: str, key: str, value: Any, default: Any) -> None:
+    """A hyper-parameter must have its default's type (an int may stand for a float)."""
+    expected, is_bool = type(default), isinstance(value, bool)
+    ok = (isinstance(value, expected) and (expected is bool or not is_bool)) or (
+        expected is float and isinstance(value, int) and not is_bool
+    )
+    if not ok:
+        raise ValueError(
+            f"method_params.{method}.{key}={value!r}: expected {expected.__name__} "
+            f"(default {default!r})"
+        )
+
+
 class Method:
     """Base class: subclasses set `name`, `description`, `defaults`, `grid`, and `_unlearn`."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
@@ -61,9 +87,18 @@ class Method:
     def __init__(self, **params: Any):
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise ValueError(f"unknown hyper-parameter(s) {unknown} for method {self.name!r}; "
-                             f"valid: {sorted(self.defaults)}")
-        self.params = {**self.defaults, **params}
+            raise ValueError(
+                f"unknown hyper-parameter(s) {unknown} for method {self.name!r}; "
+                f"valid: {sorted(self.defaults)}"
+            )
+        for key, value in params.items():
+            _check_type(self.name, key, value, self.defaults[key])
+        # An int given for a float default becomes a float: 1 and 1.0 are one setting (and one
+        # cache key).
+        self.params = {
+            **self.defaults,
+            **{k: float(v) if type(self.defaults[k]) is float else v for k, v in params.items()},
+        }
 
     def unlearn(self, original: nn.Module, problem: Problem, env: Env) -> nn.Module:
         """A new model unlearned from `original` (left untouched)."""
@@ -74,12 +109,38 @@ class Method:
     def _unlearn(self, original: nn.Module, problem: Problem, env: Env) -> nn.Module:
         raise NotImplementedError
 
-    def _finetune(self, original: nn.Module, problem: Problem, parts: list[Part], env: Env) -> nn.Module:
-        """Fine-tune a copy of `original` on `parts` with SGD (momentum 0.9, wd 5e-4), constant lr."""
-        cfg = TrainConfig(epochs=int(self.params["epochs"]), lr=float(self.params["lr"]),
-                          batch_size=int(self.params.get("batch_size", 64)), schedule="constant")
-        return fit(clone_model(original), problem.x, parts, cfg, device=env.device, seed=env.seed,
-                   progress=env.progress)
+    def _recipe(self, batch_size: int = 64) -> TrainConfig:
+        """The method's fine-tuning recipe: its epochs, lr and batch size, constant lr, SGD with
+        momentum 0.9 and weight decay 5e-4."""
+        return TrainConfig(
+            epochs=int(self.params["epochs"]),
+            lr=float(self.params["lr"]),
+            batch_size=int(self.params.get("batch_size", batch_size)),
+            schedule="constant",
+        )
+
+    def _finetune(
+        self,
+        original: nn.Module,
+        problem: Problem,
+        parts: list[Part],
+        env: Env,
+        loss: Loss = weighted_cross_entropy,
+        **options: Any,
+    ) -> nn.Module:
+        """Fine-tune a copy of `original` on `parts` with `loss` and the method's recipe.
+        `options` go to `tmu.training.fit` (salt, opt, mask, clip)."""
+        return fit(
+            clone_model(original),
+            problem.x,
+            parts,
+            self._recipe(),
+            device=env.device,
+            seed=env.seed,
+            loss=loss,
+            progress=env.progress,
+            **options,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"

@@ -1,17 +1,17 @@
-"""l1-sparse fine-tuning (Jia et al., "Model Sparsity Can Simplify Machine Unlearning", NeurIPS 2023).
+"""l1-sparse fine-tuning (Jia et al., "Model Sparsity Can Simplify Machine Unlearning", NeurIPS
+2023).
 
 Fine-tune on D_r with cross-entropy plus gamma_t * ||theta||_1 over every parameter, gamma_t
 decaying linearly from `gamma` to 0 over the training (the paper's schedule): sparsity is pushed
 early, accuracy recovered late. Full passes over D_r, as `finetune` does.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..models import clone_model
 from ..training import Part
 from .base import Method
-from .loops import train
 
 
 def l1_norm(model):
@@ -29,9 +29,9 @@ class L1Sparse(Method):
         gamma = float(self.params["gamma"])
 
         def loss(model, batch):
-            return F.cross_entropy(model(batch.x), batch.y) + gamma * (1.0 - batch.done) * l1_norm(model)
+            return F.cross_entropy(model(batch.x), batch.y) + gamma * (1.0 - batch.done) * l1_norm(
+                model
+            )
 
         r = problem.retain
-        return train(clone_model(original), problem, env, [Part(r, problem.labels[r])], loss,
-                     epochs=int(self.params["epochs"]), lr=float(self.params["lr"]),
-                     batch_size=int(self.params["batch_size"]))
+        return self._finetune(original, problem, [Part(r, problem.labels[r])], env, loss, salt=0)

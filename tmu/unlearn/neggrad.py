@@ -1,5 +1,6 @@
 """NegGrad+: gradient descent on the retain set and ascent on the forget set (Kurmanji et al.,
 "Towards Unbounded Machine Unlearning", NeurIPS 2023)."""
+
 from __future__ import annotations
 
 from ..training import Part
@@ -14,5 +15,8 @@ class NegGradPlus(Method):
 
     def _unlearn(self, original, problem, env):
         f, r = problem.forget, problem.retain
-        parts = [Part(r, problem.labels[r]), Part(f, problem.labels[f], weight=-float(self.params["alpha"]))]
+        parts = [
+            Part(r, problem.labels[r]),
+            Part(f, problem.labels[f], weight=-float(self.params["alpha"])),
+        ]
         return self._finetune(original, problem, parts, env)

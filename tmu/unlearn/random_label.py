@@ -1,5 +1,6 @@
 """Random-label: fine-tune on the forget set relabelled at random, alongside the retain set
 (Golatkar et al., CVPR 2020; Graves et al., "Amnesiac Machine Learning", AAAI 2021)."""
+
 from __future__ import annotations
 
 import numpy as np

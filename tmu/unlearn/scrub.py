@@ -4,36 +4,52 @@ A student initialised from the teacher (the original) runs, in each of its first
 epochs, a max-step pass over D_f (ascend KL(teacher || student)) then a min-step pass over D_r
 (descend alpha * KL(teacher || student) + CE); later epochs run min-steps only, which repair the
 retain accuracy the max-steps cost. KL on outputs softened by temperature T, scaled by T^2 (the
-authors' DistillKL); one SGD optimizer across all passes and a smaller forget batch, as in their code.
+authors' DistillKL); one SGD optimizer across all passes and a smaller forget batch, as in their
+code.
 
 Two notes. The student starts exactly at the teacher, where the KL's gradient is zero: on a
 network without batch-norm or dropout (our small CNN) the first max pass barely moves it, so the
 default runs two. The ascent is unbounded and, once under way, grows exponentially (it drove the
 small CNN to NaN within one pass on mnist5k), so max-step gradients are clipped to `max_grad_norm`.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..config import TrainConfig
 from ..models import clone_model
-from ..training import Part
-from .base import Method
-from .loops import sgd, stage_env, train
+from ..training import Part, fit, kl_to_teacher, sgd
+from .base import Method, stage_env
 
 
 def distill_kl(student_logits, teacher_logits, T: float):
     """KL(teacher || student) of the T-softened outputs, times T^2, averaged over the batch."""
-    return F.kl_div(F.log_softmax(student_logits / T, 1), F.softmax(teacher_logits / T, 1),
-                    reduction="batchmean") * T * T
+    return kl_to_teacher(student_logits, teacher_logits, T) * T * T
 
 
 class SCRUB(Method):
     name = "scrub"
-    description = "Student-teacher: max-steps push away from the original on D_f, min-steps keep it on D_r."
-    defaults = {"epochs": 3, "max_epochs": 2, "lr": 0.01, "alpha": 1.0, "T": 4.0, "batch_size": 64,
-                "forget_batch_size": 16, "max_grad_norm": 1.0}
-    grid = [{"max_epochs": 1}, {"max_epochs": 2}, {"max_epochs": 3, "epochs": 4}, {"max_epochs": 2, "max_grad_norm": 3.0}]
+    description = (
+        "Student-teacher: max-steps push away from the original on D_f, min-steps keep it on D_r."
+    )
+    defaults = {
+        "epochs": 3,
+        "max_epochs": 2,
+        "lr": 0.01,
+        "alpha": 1.0,
+        "T": 4.0,
+        "batch_size": 64,
+        "forget_batch_size": 16,
+        "max_grad_norm": 1.0,
+    }
+    grid = [
+        {"max_epochs": 1},
+        {"max_epochs": 2},
+        {"max_epochs": 3, "epochs": 4},
+        {"max_epochs": 2, "max_grad_norm": 3.0},
+    ]
 
     def _unlearn(self, original, problem, env):
         p = self.params
@@ -53,13 +69,31 @@ class SCRUB(Method):
             return alpha * distill_kl(logits, target, T) + F.cross_entropy(logits, batch.y)
 
         f, r = problem.forget, problem.retain
-        steps = {"max": (Part(f, problem.labels[f]), max_loss), "min": (Part(r, problem.labels[r]), min_loss)}
-        passes = [k for e in range(epochs) for k in (("max", "min") if e < int(p["max_epochs"]) else ("min",))]
-        opt = sgd(student, float(p["lr"]))
+        steps = {
+            "max": (Part(f, problem.labels[f]), max_loss),
+            "min": (Part(r, problem.labels[r]), min_loss),
+        }
+        passes = [
+            k
+            for e in range(epochs)
+            for k in (("max", "min") if e < int(p["max_epochs"]) else ("min",))
+        ]
+        opt = sgd(student, TrainConfig(lr=float(p["lr"])))
         for k, kind in enumerate(passes):
             part, loss = steps[kind]
             bs = int(p["forget_batch_size"] if kind == "max" else p["batch_size"])
-            train(student, problem, stage_env(env, k, len(passes)), [part], loss, epochs=1,
-                  lr=float(p["lr"]), batch_size=bs, salt=k, opt=opt,
-                  clip=float(p["max_grad_norm"]) if kind == "max" else None)
+            recipe = TrainConfig(epochs=1, lr=float(p["lr"]), batch_size=bs, schedule="constant")
+            fit(
+                student,
+                problem.x,
+                [part],
+                recipe,
+                device=env.device,
+                seed=env.seed,
+                salt=k,
+                loss=loss,
+                opt=opt,
+                progress=stage_env(env, k, len(passes)).progress,
+                clip=float(p["max_grad_norm"]) if kind == "max" else None,
+            )
         return student.eval()

@@ -11,6 +11,7 @@ choice) or "runner_up" (the original model's most probable wrong class: a gold m
 hard sample wrong tends to pick the confusable class, so this raises agreement with it). The
 twin-tuning grid lets the twin problem choose between them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,10 +29,19 @@ def runner_up_labels(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 class TMU(Method):
     name = "tmu"
-    description = ("Twin Machine Unlearning: keep predicted-easy forget samples right (with noise), "
-                   "flip predicted-hard ones, chosen by a predictor learnt on a twin problem.")
-    defaults = {"epochs": 2, "lr": 0.02, "sigma": 0.1, "oversample": 4, "retain_ratio": 2.0,
-                "hard_label": "runner_up", "orphan_oversample": 4}
+    description = (
+        "Twin Machine Unlearning: keep predicted-easy forget samples right (with noise), "
+        "flip predicted-hard ones, chosen by a predictor learnt on a twin problem."
+    )
+    defaults = {
+        "epochs": 2,
+        "lr": 0.02,
+        "sigma": 0.1,
+        "oversample": 4,
+        "retain_ratio": 2.0,
+        "hard_label": "runner_up",
+        "orphan_oversample": 4,
+    }
     # Explicit points rather than a full product, to keep twin-tuning cheap; oversample 0 lets the
     # twin decide that flipping does more harm than good (a weak predictor, a tiny forget set).
     # On mnist5k twins (random 10 % and sub-class 30 %, seeds 0-2, oversample 4 and 10), "runner_up"
@@ -44,10 +54,14 @@ class TMU(Method):
     def _wrong_labels(self, original, problem, hard, env) -> np.ndarray:
         truth = problem.labels[hard]
         if self.params["hard_label"] == "random":
-            return random_wrong_labels(truth, problem.num_classes, np.random.default_rng([env.seed, 0x7A]))
+            return random_wrong_labels(
+                truth, problem.num_classes, np.random.default_rng([env.seed, 0x7A])
+            )
         if self.params["hard_label"] == "runner_up":
             return runner_up_labels(predict(original, problem.x, hard, device=env.device), truth)
-        raise ValueError(f"unknown hard_label {self.params['hard_label']!r}; valid: ['random', 'runner_up']")
+        raise ValueError(
+            f"unknown hard_label {self.params['hard_label']!r}; valid: ['random', 'runner_up']"
+        )
 
     def _unlearn(self, original, problem, env):
         p = self.params
@@ -60,16 +74,29 @@ class TMU(Method):
         f_orphan = problem.forget[orphan]
         # Retain draws scale with the forget draws, so a whole class pushed `orphan_oversample`
         # times per epoch does not drown the retained classes.
-        n_retain = min(len(r), int(p["retain_ratio"] * max(len(problem.forget),
-                                                            int(p["orphan_oversample"]) * len(f_orphan))))
+        n_retain = min(
+            len(r),
+            int(
+                p["retain_ratio"]
+                * max(len(problem.forget), int(p["orphan_oversample"]) * len(f_orphan))
+            ),
+        )
         # Half the retain draw comes from the forget set's own classes: wrong labels on a few
         # samples of a class must not spread to the whole class (sub-class forgetting).
         r_same = r[np.isin(problem.labels[r], problem.labels[problem.forget])]
-        parts = [Part(r, problem.labels[r], per_epoch=n_retain - n_retain // 2),
-                 Part(r_same, problem.labels[r_same], per_epoch=n_retain // 2 if len(r_same) else 0),
-                 Part(f_easy, problem.labels[f_easy], noise=float(p["sigma"])),
-                 Part(f_hard, self._wrong_labels(original, problem, f_hard, env),
-                      per_epoch=int(p["oversample"]) * len(f_hard)),
-                 Part(f_orphan, self._wrong_labels(original, problem, f_orphan, env),
-                      per_epoch=int(p["orphan_oversample"]) * len(f_orphan))]
+        parts = [
+            Part(r, problem.labels[r], per_epoch=n_retain - n_retain // 2),
+            Part(r_same, problem.labels[r_same], per_epoch=n_retain // 2 if len(r_same) else 0),
+            Part(f_easy, problem.labels[f_easy], noise=float(p["sigma"])),
+            Part(
+                f_hard,
+                self._wrong_labels(original, problem, f_hard, env),
+                per_epoch=int(p["oversample"]) * len(f_hard),
+            ),
+            Part(
+                f_orphan,
+                self._wrong_labels(original, problem, f_orphan, env),
+                per_epoch=int(p["orphan_oversample"]) * len(f_orphan),
+            ),
+        ]
         return self._finetune(original, problem, parts, env)

@@ -1,0 +1,127 @@
+"""Datasets as the pages show them: the pool, its D / H / T split, class counts, images."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from tmu.config import RunConfig
+from tmu.data import dataset_names, load_dataset
+from tmu.models import MODELS
+from tmu.splits import split_pool
+from tmu.unlearn import METHODS
+
+
+@lru_cache(maxsize=2)
+def pool(name: str):
+    """The dataset's pool (cached per process)."""
+    return load_dataset(name)
+
+
+@lru_cache(maxsize=8)
+def roles(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(D, H, T) ids of dataset `name` under `seed` with the default split fractions; the one
+    split every page uses (the run itself draws the same one)."""
+    p, split = pool(name), RunConfig().split
+    return split_pool(len(p), split.holdout, split.test, seed, p.official_test)
+
+
+def datasets() -> list[str]:
+    return [n for n in dataset_names() if not n.startswith("imagefolder")]
+
+
+def models() -> list[str]:
+    return sorted(MODELS)
+
+
+def methods() -> dict[str, str]:
+    """Method name -> one-line description, TMU first."""
+    return {m: METHODS[m].description for m in sorted(METHODS, key=lambda m: (m != "tmu", m))}
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    classes: list[str]
+    counts: np.ndarray
+    sizes: dict[str, int]
+    image_shape: tuple[int, ...]
+
+
+@lru_cache(maxsize=8)
+def data_info(name: str, seed: int) -> DataInfo:
+    """Classes, per-class counts and D / H / T sizes for `seed`."""
+    p = pool(name)
+    train, hold, test = roles(name, seed)
+    counts = np.bincount(p.y.numpy(), minlength=p.num_classes)
+    sizes = {"D (train)": len(train), "H (holdout)": len(hold), "T (test)": len(test)}
+    return DataInfo([str(c) for c in p.classes], counts, sizes, tuple(p.x.shape[1:]))
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> (H, W) or (H, W, 3) uint8 for display."""
+    img = np.clip(np.asarray(img, dtype=np.float32), 0, 1)
+    img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+    return (img * 255).round().astype(np.uint8)
+
+
+def images(name: str, ids) -> list[np.ndarray]:
+    """Display images (uint8) of pool ids."""
+    x = pool(name).x
+    return [to_uint8(x[int(i)].numpy()) for i in ids]
+
+
+def data_uri(img: np.ndarray, scale: int = 2) -> str:
+    """A PNG data URI of a uint8 image (for st.dataframe's ImageColumn)."""
+    im = Image.fromarray(img)
+    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@lru_cache(maxsize=4)
+def gallery(name: str, per_class: int = 8, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """(class name, montage of `per_class` random samples side by side, uint8) per class."""
+    p, rng = pool(name), np.random.default_rng(seed)
+    y = p.y.numpy()
+    out = []
+    for c, cname in enumerate(p.classes):
+        members = np.flatnonzero(y == c)
+        pick = (
+            rng.choice(members, size=min(per_class, len(members)), replace=False)
+            if len(members)
+            else []
+        )
+        tiles = images(name, pick)
+        if tiles:
+            out.append((str(cname), np.concatenate([_framed(t) for t in tiles], axis=1)))
+    return out
+
+
+def _framed(tile: np.ndarray) -> np.ndarray:
+    """A uint8 image with a 1-pixel white frame."""
+    return np.pad(tile, [(1, 1), (1, 1)] + [(0, 0)] * (tile.ndim - 2), constant_values=255)
+
+
+def thumbnail_table(
+    name: str, seed: int, cls: int | None, page: int, per_page: int = 50
+) -> pd.DataFrame:
+    """Training samples (optionally of one class), one page: id, class, thumbnail data URI."""
+    p, (train, _, _) = pool(name), roles(name, seed)
+    y = p.y.numpy()
+    if cls is not None:
+        train = train[y[train] == cls]
+    part = train[page * per_page : (page + 1) * per_page]
+    return pd.DataFrame(
+        {
+            "id": part,
+            "class": [str(p.classes[c]) for c in y[part]],
+            "image": [data_uri(im) for im in images(name, part)],
+        }
+    )

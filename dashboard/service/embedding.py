@@ -1,0 +1,76 @@
+"""The embedding scatter of the Forget-set page: M_o's penultimate features of D, projected to 2-D
+with PCA, computed by a job of kind `embedding` (the pipeline's cached train embedding, so a later
+run reuses both the original model and the embedding)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from tmu.artifacts import Store, atomic_write
+from tmu.config import RunConfig
+from tmu.jobs import DONE, JobKind, JobQueue, JobStatus, Progress, register_job_kind
+
+from .runs import backend, make_config
+from .state import State
+
+CLUSTERED = 0.5  # spread_ratio below this: warn that the selection is far from a random request
+
+
+def embedding_task(cfg: RunConfig, store: Store, out: Path, progress: Progress) -> None:
+    """`out/embedding.npz` with ids (n,), xy (n, 2) and labels (n,) of the training set D."""
+    from sklearn.decomposition import PCA
+
+    from tmu.pipeline import load_data, train_embedding, train_original
+
+    data = load_data(cfg)
+    original = train_original(cfg, data, store, progress)
+    progress("embed", 0.0)
+    feats, _ = train_embedding(cfg, data, original.model, store)
+    progress("embed", 1.0)
+    xy = PCA(n_components=2, random_state=cfg.seed).fit_transform(feats)
+    train = data.splits.train
+    buf = io.BytesIO()
+    np.savez(buf, ids=train, xy=xy.astype(np.float32), labels=data.labels[train])
+    atomic_write(out / "embedding.npz", buf.getvalue())
+
+
+EMBEDDING = register_job_kind(
+    JobKind("embedding", embedding_task, lambda cfg: ["original", "embed"], "embedding.npz")
+)
+
+
+def embedding_config(state: State) -> RunConfig:
+    """The config of the embedding job: only what M_o depends on (the forget set and methods
+    don't)."""
+    return dataclasses.replace(make_config(state, forget="random:0.1"), methods=("tmu",))
+
+
+def embedding(state: State, be: JobQueue | None = None) -> tuple[JobStatus, dict | None]:
+    """Submit (or find) the embedding job; its status and, once done, {ids, xy, labels}."""
+    be = be or backend()
+    job = be.status(be.submit(embedding_config(state), kind=EMBEDDING.name))
+    if job.state != DONE:
+        return job, None
+    return job, _load_embedding(job.out_dir)
+
+
+@lru_cache(maxsize=4)
+def _load_embedding(out_dir: str) -> dict:
+    with np.load(Path(out_dir) / "embedding.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def selection_spread(state: State, ids: np.ndarray) -> float | None:
+    """tmu.twin.spread_ratio of a point-and-click selection in the embedding scatter's 2-D space,
+    or None before the embedding is ready or with fewer than 2 samples."""
+    from tmu.twin import spread_ratio
+
+    _, emb = embedding(state)
+    if emb is None or len(ids) < 2:
+        return None
+    return spread_ratio(emb["xy"], emb["labels"], np.isin(emb["ids"], ids))

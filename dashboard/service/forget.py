@@ -1,0 +1,118 @@
+"""The forget set: a `tmu.forget.ForgetSpec` built from the widgets, checked against the split,
+and the point-and-click selection (chart events, table rows, uploaded id lists)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tmu.data import DatasetError
+from tmu.forget import (
+    ClassForget,
+    ForgetSpec,
+    ForgetSpecError,
+    IdsForget,
+    RandomForget,
+    SubclassForget,
+    parse_id_tokens,
+)
+
+from .data import pool, roles
+from .state import CLASSES, RANDOM, SUBCLASS, Key, State
+
+NOTHING_PICKED = (
+    "no sample selected yet: drag a box or lasso on the embedding, tick rows in the table, "
+    "or upload an id list"
+)
+FEW = 5  # fewer hand-picked samples than this: warn that the gaps to gold will be noisy
+
+
+def forget_spec(state: State) -> ForgetSpec:
+    """The ForgetSpec of the current widgets; ForgetSpecError (a message for the user) when they
+    name no valid forget set."""
+    mode = state[Key.FORGET_MODE]
+    if mode == RANDOM:
+        return RandomForget(float(state[Key.RANDOM_FRACTION]))
+    if mode == CLASSES:
+        return ClassForget(tuple(str(int(c)) for c in state[Key.CLASSES]))
+    if mode == SUBCLASS:
+        return SubclassForget(str(int(state[Key.SUB_CLASS])), float(state[Key.SUB_FRACTION]))
+    if not state[Key.SELECTION]:
+        raise ForgetSpecError(NOTHING_PICKED)
+    return IdsForget(tuple(sorted(int(i) for i in state[Key.SELECTION])))
+
+
+@dataclass(frozen=True)
+class ForgetCheck:
+    """The resolved forget set of the current settings, or why it is invalid (`error`)."""
+
+    spec: str
+    ids: np.ndarray
+    per_class: dict[str, int]
+    error: str | None = None
+    warning: str | None = None
+
+
+def check_forget(state: State) -> ForgetCheck:
+    """Resolve the current forget set; every invalid choice becomes a message, never an
+    exception."""
+    empty = np.array([], dtype=np.int64)
+    try:
+        spec = forget_spec(state)
+    except ForgetSpecError as err:
+        return ForgetCheck("", empty, {}, str(err))
+    name, seed = state[Key.DATASET], int(state[Key.SEED])
+    try:
+        p, (train, _, _) = pool(name), roles(name, seed)
+        ids = spec.resolve(p.y.numpy(), train, p.classes, seed)
+    except (ForgetSpecError, DatasetError) as err:
+        return ForgetCheck(str(spec), empty, {}, str(err))
+    counts = np.bincount(p.y.numpy()[ids], minlength=p.num_classes)
+    per_class = {str(p.classes[c]): int(n) for c, n in enumerate(counts) if n}
+    few = isinstance(spec, IdsForget) and len(ids) < FEW
+    return ForgetCheck(
+        str(spec),
+        ids,
+        per_class,
+        None,
+        "very few samples: the gaps to gold will be noisy" if few else None,
+    )
+
+
+def add_ids(state: State, ids) -> int:
+    """Add pool ids to the point-and-click selection; returns how many were new."""
+    old = set(state[Key.SELECTION])
+    new = {int(i) for i in ids} - old
+    state[Key.SELECTION] = sorted(old | new)
+    return len(new)
+
+
+def clear_selection(state: State) -> None:
+    state[Key.SELECTION] = []
+
+
+def ids_from_selection(event) -> list[int]:
+    """Pool ids from a plotly selection event: each point's customdata, which Streamlit may send as
+    a
+    number, a list or a {"0": value} dict."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    out = []
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, dict):
+            cd = next(iter(cd.values()), None)
+        elif isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if cd is not None:
+            out.append(int(cd))
+    return out
+
+
+def parse_id_list(text: str) -> list[int]:
+    """Ids from an uploaded file: integers separated by commas, spaces or new lines."""
+    return list(parse_id_tokens(text, "the id list"))
+
+
+def id_list_text(ids) -> str:
+    return "\n".join(str(int(i)) for i in ids) + "\n"

@@ -1,0 +1,141 @@
+"""A finished run as the result pages show it.
+
+One definition of gold on every view that shows single samples: the **gold ensemble**, whose
+prediction for a sample is the class with the highest softmax averaged over the gold seeds, and
+whose attribution map is the mean of the gold seeds' maps. The 2×2 alignment table, its
+thumbnails, the attributions' "gold" and the disagreements that pick their samples all use it.
+(The report's own figures, per-class accuracy and the gaps to gold, are means over the gold
+seeds with the seed-to-seed spread, as in report.json.)
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tmu import plots
+
+QUADRANTS = ("aligned_easy", "aligned_hard", "over_forgotten", "under_forgotten")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float):
+    from tmu.runs import load_run
+
+    return load_run(path)
+
+
+def _mtime(path) -> float:
+    return (Path(path) / "report.json").stat().st_mtime
+
+
+def load(path: Path):
+    """The LoadedRun of a run folder (cached while report.json is unchanged)."""
+    return _load(str(path), _mtime(path))
+
+
+def result_methods(lr) -> list[str]:
+    return plots.method_names(lr.report)
+
+
+def gold_names(lr) -> list[str]:
+    return [f"gold_{k}" for k in range(lr.config.gold_seeds)]
+
+
+def gold_prediction(lr, which: str = "forget") -> np.ndarray:
+    """(n,) the gold ensemble's class for each sample of set `which`."""
+    return np.mean([lr.predictions[f"{g}/{which}"] for g in gold_names(lr)], 0).argmax(1)
+
+
+def labels(lr, which: str = "forget") -> np.ndarray:
+    return lr.dataset.tensors[1].numpy()[lr.split[which]]
+
+
+def gold_right(lr, which: str = "forget") -> np.ndarray:
+    """(n,) True where the gold ensemble classifies the sample correctly."""
+    return gold_prediction(lr, which) == labels(lr, which)
+
+
+def quadrant_ids(lr, method: str) -> dict[str, np.ndarray]:
+    """Forget ids per alignment quadrant of `method` against the gold ensemble."""
+    ids = lr.split["forget"]
+    g, u = gold_right(lr), lr.predictions[f"{method}/forget"].argmax(1) == labels(lr)
+    masks = (g & u, ~g & ~u, g & ~u, ~g & u)
+    return {q: ids[m] for q, m in zip(QUADRANTS, masks)}
+
+
+def quadrant_fractions(lr, method: str) -> dict[str, float]:
+    """The 2×2 table of `method` against the gold ensemble, as fractions of D_f."""
+    n = max(len(lr.split["forget"]), 1)
+    return {q: len(v) / n for q, v in quadrant_ids(lr, method).items()}
+
+
+def disagreement_ids(lr, method: str) -> np.ndarray:
+    """Forget ids where `method` and the gold ensemble predict different classes."""
+    mine = lr.predictions[f"{method}/forget"].argmax(1)
+    return lr.split["forget"][mine != gold_prediction(lr)]
+
+
+def predictor_arrays(lr) -> dict | None:
+    """Inputs of plots.predictor_view, or None when the run has no predictor (no TMU)."""
+    p = lr.predictions
+    if "predictor/twin_features_scaled" not in p:
+        return None
+    has_forget = "predictor/forget_features_scaled" in p
+    return {
+        "twin_x": p["predictor/twin_features_scaled"],
+        "twin_true_easy": p["predictor/twin_g"],
+        "twin_pred_easy": p["predictor/twin_oof_easy"].astype(int),
+        "forget_x": p["predictor/forget_features_scaled"] if has_forget else None,
+        "forget_true_easy": gold_right(lr).astype(int) if has_forget else None,
+        "forget_pred_easy": p["predictor/forget_easy"].astype(int) if has_forget else None,
+        "features": tuple(lr.config.features.features),
+    }
+
+
+@lru_cache(maxsize=16)
+def _explain(path: str, mtime: float, method: str, ids: tuple[int, ...]):
+    from tmu.explain import explain
+
+    lr = _load(path, mtime)
+    x, y = lr.dataset.tensors
+    idx = np.asarray(ids, dtype=np.int64)
+    models = {
+        "original": lr.models["original"],
+        **{g: lr.models[g] for g in gold_names(lr)},
+        method: lr.models[method],
+    }
+    return explain(models, x[idx], y[idx].numpy(), gold=gold_names(lr), ids=idx)
+
+
+def explain_samples(path: Path, method: str, ids) -> Any:
+    """tmu.explain.Explanation of forget ids under original, the gold ensemble and `method`
+    (cached)."""
+    return _explain(str(path), _mtime(path), method, tuple(int(i) for i in ids))
+
+
+def compare_table(report: dict) -> pd.DataFrame:
+    return pd.DataFrame(plots.compare_rows(report))
+
+
+def export_html(report: dict) -> str:
+    figs = {
+        "per_class": plots.per_class_accuracy(report, "forget"),
+        "compare": plots.compare_bars(report),
+        "mia": plots.mia_figure(report),
+    }
+    figs.update({f"gaps ({m})": plots.gaps_to_gold(report, m) for m in plots.method_names(report)})
+    return plots.html_report(report, figs)
+
+
+def export_json(report: dict) -> str:
+    return json.dumps(report, indent=2)
+
+
+def export_csv(report: dict) -> str:
+    return compare_table(report).to_csv(index=False)

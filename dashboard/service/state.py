@@ -1,0 +1,76 @@
+"""Session-state keys and the settings' defaults.
+
+Every key the pages and the service read or write is a constant here: widgets bind to the `w.*`
+keys, so a setting survives page switches; `sel.*` is the point-and-click selection, `job.*` and
+`run.*` what this session submitted and looks at.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, MutableMapping
+
+State = MutableMapping[str, Any]
+"""`st.session_state` in the app, a plain dict in tests."""
+
+
+class Key:
+    """Session-state keys."""
+
+    DATASET = "w.dataset"
+    MODEL = "w.model"
+    SEED = "w.seed"
+    FORGET_MODE = "w.forget_mode"
+    RANDOM_FRACTION = "w.random_fraction"
+    CLASSES = "w.classes"
+    SUB_CLASS = "w.sub_class"
+    SUB_FRACTION = "w.sub_fraction"
+    METHODS = "w.methods"
+    GOLD_SEEDS = "w.gold_seeds"
+    DEVICE = "w.device"
+    QUICK = "w.quick"
+    WIDGET_PREFIX = "w."
+    SELECTION = "sel.ids"  # point-and-click forget ids (not a widget: survives every page)
+    SELECTION_MSG = "sel.msg"  # a toast to show after the next rerun
+    EMBED_CHART = "embed"  # the embedding scatter (its selection event)
+    THUMB_CLASS = "thumb.class"
+    THUMB_PAGE = "thumb.page"
+    UPLOAD = "upload"
+    JOB = "job.id"  # the run job this session submitted last
+    RUN_PATH = "run.path"  # the run folder the result pages show
+    RUN_PICKER = "pick.run"
+    ALIGN_METHOD = "align.method"
+    ATTR_METHOD = "attr.method"
+    ATTR_IDS = "attr.ids"
+    COMPARE_METRIC = "cmp.metric"
+
+
+FORGET_MODES = ("random fraction", "whole classes", "fraction of one class", "point and click")
+RANDOM, CLASSES, SUBCLASS, POINT_AND_CLICK = FORGET_MODES
+DEFAULT_METHODS = ("tmu", "finetune")
+
+
+def defaults() -> dict[str, Any]:
+    """Widget defaults; `TMU_DASHBOARD_PROFILE=quick` and `TMU_DASHBOARD_DATASET` change them for
+    dev/tests."""
+    return {
+        Key.DATASET: os.environ.get("TMU_DASHBOARD_DATASET", "mnist5k"),
+        Key.MODEL: "cnn",
+        Key.SEED: 0,
+        Key.FORGET_MODE: SUBCLASS,
+        Key.RANDOM_FRACTION: 0.1,
+        Key.CLASSES: [3],
+        Key.SUB_CLASS: 3,
+        Key.SUB_FRACTION: 0.1,
+        Key.METHODS: list(DEFAULT_METHODS),
+        Key.GOLD_SEEDS: 3,
+        Key.DEVICE: "auto",
+        Key.QUICK: os.environ.get("TMU_DASHBOARD_PROFILE", "full") == "quick",
+    }
+
+
+def init_state(state: State) -> None:
+    """Fill in every missing setting and an empty selection."""
+    for k, v in defaults().items():
+        state.setdefault(k, v)
+    state.setdefault(Key.SELECTION, [])

@@ -1,0 +1,353 @@
+"""Forget specs: what a user asks to forget, parsed once into a `ForgetSpec` value.
+
+The text form (the CLI's `--forget`, the config hash and `config.json`) is ``KIND:BODY``:
+
+* ``random:F`` — a fraction F of the training set D, drawn by seed;
+* ``subclass:C:F`` — a fraction F of class C's training samples;
+* ``class:C[,C...]`` — whole classes;
+* ``ids:I,J,...`` or ``ids:FILE`` (integers separated by commas, spaces or new lines).
+
+Classes are ids or names. A class ``*`` stands for a class that changes with the seed (the
+odd class ids, then the even ones: 1, 3, 5, 7, 9, 0, 2, ... for seeds 0, 1, 2, ...), so that a
+benchmark over seeds averages over several classes (``subclass:*:0.3``, ``class:*``).
+
+Each kind is one frozen dataclass in `FORGET_KINDS` that knows how to parse its body, describe
+itself, resolve against the D / H / T split (method spec §2) and draw its twin forget set H_f
+(§3). Adding a kind is one class and one registry line; nothing outside this module dispatches on
+the kind's name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+SEED_CLASS = "*"
+
+
+class ForgetSpecError(ValueError):
+    """A forget spec is malformed or names an impossible forget set."""
+
+
+def seed_class(seed: int, num_classes: int) -> int:
+    """The class that `*` stands for under `seed`: odd ids first, then even ones, cycling."""
+    order = [*range(1, num_classes, 2), *range(0, num_classes, 2)]
+    return order[seed % num_classes]
+
+
+def _fraction(text: str, spec: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ForgetSpecError(
+            f"fraction {text!r} in forget spec {spec!r} is not a number"
+        ) from None
+
+
+def _check_fraction(spec: ForgetSpec, f: float) -> None:
+    if not 0 < f < 1:
+        raise ForgetSpecError(
+            f"fraction {f} in forget spec {str(spec)!r} must lie strictly between 0 and 1"
+        )
+
+
+def _class_token(text: str, spec: str) -> str:
+    token = text.strip()
+    if not token:
+        raise ForgetSpecError(f"forget spec {spec!r} has an empty class name")
+    return token
+
+
+def class_id(token: str, classes: tuple[str, ...], seed: int, spec: str) -> int:
+    """A class token (an id, a name, or `*`) as a class id of `classes`."""
+    if token == SEED_CLASS:
+        return seed_class(seed, len(classes))
+    if token in classes and not token.isdigit():
+        return classes.index(token)
+    try:
+        c = int(token)
+    except ValueError:
+        raise ForgetSpecError(
+            f"unknown class {token!r} in forget spec {spec!r}; "
+            f"classes are 0..{len(classes) - 1} or {list(classes)[:10]}"
+        ) from None
+    if not 0 <= c < len(classes):
+        raise ForgetSpecError(
+            f"unknown class {c} in forget spec {spec!r}; valid: 0..{len(classes) - 1}"
+        )
+    return c
+
+
+def parse_id_tokens(text: str, where: str) -> tuple[int, ...]:
+    """Integers separated by commas, spaces or new lines; duplicates are an error."""
+    tokens = text.replace(",", " ").split()
+    try:
+        ids = [int(t) for t in tokens]
+    except ValueError as err:
+        raise ForgetSpecError(f"{where}: ids must be integers ({err})") from None
+    huge = [i for i in ids if not -(2**63) <= i < 2**63]
+    if huge:
+        raise ForgetSpecError(
+            f"{where}: ids {huge[:5]} do not fit in 64 bits (valid ids are pool positions)"
+        )
+    values, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+    if (counts > 1).any():
+        raise ForgetSpecError(f"{where}: duplicate ids {values[counts > 1][:10].tolist()}")
+    return tuple(ids)
+
+
+def twin_size(holdout: np.ndarray, forget: np.ndarray, min_size: int) -> int:
+    """|H_f| for a drawn twin: max(|D_f|, min_size), as far as H holds samples."""
+    return min(len(holdout), max(len(forget), min_size))
+
+
+class ForgetSpec(ABC):
+    """One forget request, independent of any dataset until `resolve`d against a split."""
+
+    kind: ClassVar[str]
+    grammar: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def parse(cls, body: str, spec: str) -> ForgetSpec:
+        """The spec of this kind from the text after `KIND:` (`spec` is the whole text, for
+        errors)."""
+
+    @abstractmethod
+    def body(self) -> str:
+        """The text after `KIND:`; `parse(body())` gives back an equal spec."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short human description, e.g. "30% of class 3"."""
+
+    @abstractmethod
+    def select(
+        self, labels: np.ndarray, train: np.ndarray, classes: tuple[str, ...], seed: int
+    ) -> np.ndarray:
+        """The forget ids (any order) among the training ids `train`."""
+
+    def twin(
+        self, labels: np.ndarray, holdout: np.ndarray, forget: np.ndarray, min_size: int, seed: int
+    ) -> np.ndarray:
+        """H_f ⊆ H distributed like D_f (method spec §3), sorted. By default: H samples drawn to
+        match D_f's class histogram, max(|D_f|, min_size) of them where H has them."""
+        rng, size = np.random.default_rng([seed, 0x7F]), twin_size(holdout, forget, min_size)
+        classes, counts = np.unique(labels[forget], return_counts=True)
+        picked = []
+        for c, n in zip(classes, counts):
+            members = holdout[labels[holdout] == c]
+            want = min(len(members), int(round(n * size / len(forget))))
+            picked.append(rng.choice(members, size=want, replace=False))
+        return np.sort(np.concatenate(picked)) if picked else np.empty(0, np.int64)
+
+    def resolve(
+        self, labels: np.ndarray, train: np.ndarray, classes: tuple[str, ...], seed: int
+    ) -> np.ndarray:
+        """The forget set D_f ⊂ D as sorted pool ids. Raises ForgetSpecError for an empty set, the
+        whole training set, unknown classes or ids outside D."""
+        forget = np.sort(
+            np.asarray(self.select(np.asarray(labels), train, classes, seed), dtype=np.int64)
+        )
+        if len(forget) == 0:
+            raise ForgetSpecError(f"forget spec {str(self)!r} selects no training sample")
+        if len(forget) >= len(train):
+            raise ForgetSpecError(
+                f"forget spec {str(self)!r} selects the whole training set; "
+                "nothing would be left to retrain on"
+            )
+        return forget
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.body()}"
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, 0xF0])
+
+
+@dataclass(frozen=True)
+class RandomForget(ForgetSpec):
+    """A `fraction` of D drawn uniformly by seed; its twin is a random part of H."""
+
+    fraction: float
+    kind: ClassVar[str] = "random"
+    grammar: ClassVar[str] = "random:F"
+
+    def __post_init__(self):
+        _check_fraction(self, self.fraction)
+
+    @classmethod
+    def parse(cls, body, spec):
+        return cls(_fraction(body, spec))
+
+    def body(self):
+        return f"{self.fraction:g}"
+
+    def describe(self):
+        return f"{self.fraction:.0%} of the training set, at random"
+
+    def select(self, labels, train, classes, seed):
+        return _rng(seed).choice(train, size=round(self.fraction * len(train)), replace=False)
+
+    def twin(self, labels, holdout, forget, min_size, seed):
+        rng = np.random.default_rng([seed, 0x7F])
+        return np.sort(
+            rng.choice(holdout, size=twin_size(holdout, forget, min_size), replace=False)
+        )
+
+
+def _class_twin(labels, holdout, forget) -> np.ndarray:
+    """Every H sample of D_f's classes."""
+    return holdout[np.isin(labels[holdout], np.unique(labels[forget]))]
+
+
+@dataclass(frozen=True)
+class SubclassForget(ForgetSpec):
+    """A `fraction` of one class's training samples; its twin is every H sample of that class."""
+
+    cls: str
+    fraction: float
+    kind: ClassVar[str] = "subclass"
+    grammar: ClassVar[str] = "subclass:C:F"
+
+    def __post_init__(self):
+        _check_fraction(self, self.fraction)
+
+    @classmethod
+    def parse(cls, body, spec):
+        c_text, sep, f_text = body.rpartition(":")
+        if not sep:
+            raise ForgetSpecError(f"forget spec {spec!r} must look like subclass:CLASS:FRACTION")
+        return cls(_class_token(c_text, spec), _fraction(f_text, spec))
+
+    def body(self):
+        return f"{self.cls}:{self.fraction:g}"
+
+    def describe(self):
+        return f"{self.fraction:.0%} of class {self.cls}"
+
+    def select(self, labels, train, classes, seed):
+        c = class_id(self.cls, classes, seed, str(self))
+        members = train[labels[train] == c]
+        return _rng(seed).choice(members, size=round(self.fraction * len(members)), replace=False)
+
+    def twin(self, labels, holdout, forget, min_size, seed):
+        return _class_twin(labels, holdout, forget)
+
+
+@dataclass(frozen=True)
+class ClassForget(ForgetSpec):
+    """Whole classes; the twin is every H sample of those classes."""
+
+    classes: tuple[str, ...]
+    kind: ClassVar[str] = "class"
+    grammar: ClassVar[str] = "class:C[,C...]"
+
+    def __post_init__(self):
+        if not self.classes:
+            raise ForgetSpecError("choose at least one class to forget")
+
+    @classmethod
+    def parse(cls, body, spec):
+        if not body.strip():
+            raise ForgetSpecError(f"forget spec {spec!r} names no class")
+        return cls(tuple(_class_token(t, spec) for t in body.split(",")))
+
+    def body(self):
+        return ",".join(self.classes)
+
+    def describe(self):
+        return f"class{'es' if len(self.classes) > 1 else ''} {', '.join(self.classes)}"
+
+    def select(self, labels, train, classes, seed):
+        ids = sorted({class_id(t, classes, seed, str(self)) for t in self.classes})
+        return train[np.isin(labels[train], ids)]
+
+    def twin(self, labels, holdout, forget, min_size, seed):
+        return _class_twin(labels, holdout, forget)
+
+
+@dataclass(frozen=True)
+class IdsForget(ForgetSpec):
+    """Listed pool ids (inline, or read from the file `source` at parse time); the twin matches
+    their class histogram."""
+
+    ids: tuple[int, ...]
+    source: str | None = None
+    kind: ClassVar[str] = "ids"
+    grammar: ClassVar[str] = "ids:FILE | ids:I,J,..."
+
+    def __post_init__(self):
+        if not self.ids:
+            raise ForgetSpecError("the id list is empty")
+        huge = [i for i in self.ids if not -(2**63) <= i < 2**63]
+        if huge:
+            raise ForgetSpecError(
+                f"ids {huge[:5]} do not fit in 64 bits (valid ids are pool positions)"
+            )
+
+    @classmethod
+    def parse(cls, body, spec):
+        where = f"forget spec {spec!r}"
+        if "," in body or body.strip().lstrip("-").isdigit():
+            return cls(parse_id_tokens(body, where))
+        path = Path(body)
+        if not path.is_file():
+            raise ForgetSpecError(f"id file {body!r} in forget spec {spec!r} does not exist")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ForgetSpecError(
+                f"id file {body!r} in forget spec {spec!r} cannot be read: {err}"
+            ) from None
+        if not text.split():
+            raise ForgetSpecError(f"id file {body!r} in forget spec {spec!r} holds no id")
+        return cls(parse_id_tokens(text, where), source=body)
+
+    def body(self):
+        return self.source if self.source is not None else ",".join(map(str, self.ids))
+
+    def describe(self):
+        return f"{len(self.ids)} listed sample{'s' if len(self.ids) != 1 else ''}"
+
+    def select(self, labels, train, classes, seed):
+        forget = np.asarray(self.ids, dtype=np.int64)
+        bad = forget[(forget < 0) | (forget >= len(labels))]
+        if len(bad):
+            raise ForgetSpecError(
+                f"forget spec {self.short()!r}: ids {bad[:10].tolist()} are out of range "
+                f"0..{len(labels) - 1}"
+            )
+        outside = np.setdiff1d(forget, train)
+        if len(outside):
+            raise ForgetSpecError(
+                f"forget spec {self.short()!r}: ids {outside[:10].tolist()} are not in the "
+                f"training set (they are holdout or test samples)"
+            )
+        return forget
+
+    def short(self) -> str:
+        text = str(self)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+FORGET_KINDS: dict[str, type[ForgetSpec]] = {
+    k.kind: k for k in (RandomForget, SubclassForget, ClassForget, IdsForget)
+}
+
+
+def parse_forget(text: str | ForgetSpec) -> ForgetSpec:
+    """The ForgetSpec of `text` (`KIND:BODY`, see the module docstring); a spec is returned as
+    is."""
+    if isinstance(text, ForgetSpec):
+        return text
+    kind, _, body = str(text).partition(":")
+    if kind not in FORGET_KINDS:
+        grammar = ", ".join(k.grammar for k in FORGET_KINDS.values())
+        raise ForgetSpecError(f"unknown forget spec kind {kind!r} in {text!r}; use {grammar}")
+    return FORGET_KINDS[kind].parse(body, text)

@@ -1,0 +1,80 @@
+"""What a run will do, decided from its config alone: the method entries, the stages it reports,
+and the validation of every name before any data is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import RunConfig
+from ..data import check_dataset_name
+from ..features import FEATURES
+from ..forget import ForgetSpec, parse_forget
+from ..models import MODELS, resolve_device
+from ..predictor import PREDICTORS
+from ..unlearn import METHODS, get_method
+
+TUNED_SUFFIX = "+twin"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One unlearned model of a run: its report name, its method, and whether its
+    hyper-parameters are chosen on the twin problem (else the method's documented defaults)."""
+
+    name: str
+    method: str
+    tuned: bool
+
+
+def method_entries(cfg: RunConfig) -> list[Entry]:
+    """Every method with its default hyper-parameters (TMU: always twin-tuned, as the method
+    prescribes), then a twin-tuned variant `NAME+twin` of each method listed in cfg.twin_tune."""
+    tunable = [m for m in cfg.methods if not METHODS[m].tuned_by_default and METHODS[m].grid]
+    return [Entry(m, m, METHODS[m].tuned_by_default) for m in cfg.methods] + [
+        Entry(m + TUNED_SUFFIX, m, True) for m in tunable if m in cfg.twin_tune
+    ]
+
+
+def needs_twin(cfg: RunConfig) -> bool:
+    return any(METHODS[e.method].needs_predictor or e.tuned for e in method_entries(cfg))
+
+
+def plan_stages(cfg: RunConfig) -> list[str]:
+    """The stage names a run reports progress for, in order."""
+    golds = [f"gold {k + 1}/{cfg.gold_seeds}" for k in range(cfg.gold_seeds)]
+    twin = ["twin"] if needs_twin(cfg) else []
+    return ["original", *golds, *twin, *(e.name for e in method_entries(cfg)), "evaluate"]
+
+
+def gold_seed(seed: int, k: int) -> int:
+    """The seed of the k-th gold model: distinct from the original's and from each other."""
+    return 1_000 * (seed + 1) + k
+
+
+def _known(kind: str, names, registry, where: str = "") -> None:
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise ValueError(f"unknown {kind}(s) {unknown}{where}; valid: {sorted(registry)}")
+
+
+def validate(cfg: RunConfig) -> ForgetSpec:
+    """Reject every name that is not in its registry, method hyper-parameters of the wrong name
+    or type, an unusable device and a malformed forget spec, before any data is loaded or model
+    trained (types and ranges were checked when `cfg` was built). Returns the parsed spec."""
+    if not cfg.methods:
+        raise ValueError("no method to run; pass at least one with --methods")
+    _known("method", cfg.methods, METHODS)
+    _known("method", cfg.twin_tune, METHODS, " in twin_tune")
+    _known("model", [cfg.model], MODELS)
+    _known("predictor", [cfg.predictor.kind], PREDICTORS)
+    _known("feature", cfg.features.features, FEATURES)
+    split = cfg.split
+    if split.holdout + split.test >= 1:
+        raise ValueError(
+            f"split.holdout={split.holdout} and split.test={split.test} must sum below 1"
+        )
+    for name, params in cfg.method_params.items():
+        get_method(name, **params)
+    check_dataset_name(cfg.dataset)
+    resolve_device(cfg.device)
+    return parse_forget(cfg.forget)

@@ -1,0 +1,166 @@
+"""The data, original / gold and unlearning stages, each cached in the run store by a hash of
+what produced it (so an identical second run retrains nothing and says so)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..artifacts import Store, config_key
+from ..config import RunConfig, to_dict
+from ..data import Pool, load_dataset
+from ..forget import ForgetSpec, parse_forget
+from ..models import resolve_device
+from ..splits import make_splits
+from ..training import embed
+from ..unlearn import Env, get_method
+from .plan import gold_seed, method_entries
+from .values import Data, Decisions, Fitted, StageProgress, Trained, Twin, Unlearned
+
+logger = logging.getLogger(__name__)
+
+GPU_RESIDENT_BYTES = 2 << 30  # pools smaller than this live on the training device
+
+
+def quiet(stage: str, frac: float) -> None:
+    """The progress callback when nobody listens."""
+
+
+def pool_inputs(pool: Pool, device: torch.device) -> torch.Tensor:
+    """The pool's inputs on `device` when they fit under GPU_RESIDENT_BYTES, else on the CPU
+    (the training loop then moves one batch at a time)."""
+    small = pool.x.element_size() * pool.x.nelement() < GPU_RESIDENT_BYTES
+    return pool.x.to(device) if small else pool.x
+
+
+def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:
+    """Load the dataset, split it by seed into D / H / T and resolve the forget set."""
+    forget = forget or parse_forget(cfg.forget)
+    pool, device = load_dataset(cfg.dataset, cfg.data_root), resolve_device(cfg.device)
+    labels, split = pool.y.numpy(), cfg.split
+    splits = make_splits(
+        labels,
+        forget,
+        holdout=split.holdout,
+        test=split.test,
+        seed=cfg.seed,
+        classes=pool.classes,
+        official_test=pool.official_test,
+    )
+    sizes = [len(splits.train), len(splits.holdout), len(splits.test), len(splits.forget)]
+    logger.info("dataset %s: |D|=%d |H|=%d |T|=%d |D_f|=%d on %s", cfg.dataset, *sizes, device)
+    return Data(pool, pool_inputs(pool, device), labels, splits, forget, device, cfg.model)
+
+
+def base_key(cfg: RunConfig) -> str:
+    """The store key of the original model: it depends on the data, split, seed, model and recipe
+    only, never on the forget set."""
+    split, train = to_dict(cfg.split), to_dict(cfg.train)
+    return config_key("original", cfg.dataset, cfg.data_root, split, cfg.seed, cfg.model, train)
+
+
+def cached(
+    store: Store,
+    data: Data,
+    key: str,
+    label: str,
+    train: Callable[[], nn.Module],
+    extra: dict | None = None,
+) -> Fitted:
+    """Model `key` from the store, or trained by `train()` and stored; on the compute device."""
+    model, meta = store.cached_model(key, label, data.build, train, extra)
+    return Fitted(model.to(data.device).eval(), float(meta["seconds"]), bool(meta["cached"]))
+
+
+def train_original(
+    cfg: RunConfig, data: Data, store: Store, progress: StageProgress = quiet
+) -> Fitted:
+    """M_o: trained from scratch on D (or loaded: its key ignores the forget set)."""
+    report = lambda f: progress("original", f)  # noqa: E731
+    fitted = cached(
+        store,
+        data,
+        base_key(cfg),
+        "original",
+        lambda: data.scratch(data.splits.train, cfg.train, cfg.seed, report),
+    )
+    report(1.0)  # also when loaded from the store, so that every stage reports
+    return fitted
+
+
+def train_models(
+    cfg: RunConfig, data: Data, store: Store, progress: StageProgress = quiet
+) -> Trained:
+    """The original model and `cfg.gold_seeds` gold models retrained on D_r."""
+    original, retain, golds = train_original(cfg, data, store, progress), data.splits.retain, []
+    for k in range(cfg.gold_seeds):
+        seed = gold_seed(cfg.seed, k)
+        report = lambda f, stage=f"gold {k + 1}/{cfg.gold_seeds}": progress(stage, f)  # noqa: E731
+        key = config_key("gold", base_key(cfg), data.splits.forget, seed)
+        golds.append(
+            cached(
+                store, data, key, f"gold_{k}", lambda: data.scratch(retain, cfg.train, seed, report)
+            )
+        )
+        report(1.0)
+    return Trained(original, tuple(golds))
+
+
+def train_embedding(
+    cfg: RunConfig, data: Data, original: nn.Module, store: Store
+) -> tuple[np.ndarray, float]:
+    """M_o's penultimate embedding of every training sample (|D|, d), computed once per original
+    model, and the seconds it took when first computed."""
+    key = config_key("train-embedding", base_key(cfg))
+    arrays = store.load_arrays(key)
+    if arrays is None:
+        start = time.perf_counter()
+        arrays = {"embedding": embed(original, data.x, data.splits.train, device=data.device)}
+        arrays["seconds"] = np.array(time.perf_counter() - start)
+        store.save_arrays(key, **arrays)
+    return arrays["embedding"], float(arrays["seconds"])
+
+
+def unlearn(
+    cfg: RunConfig,
+    data: Data,
+    trained: Trained,
+    twin: Twin | None,
+    store: Store,
+    progress: StageProgress = quiet,
+    decide: Callable[[], Decisions] | None = None,
+) -> dict[str, Unlearned]:
+    """Unlearn with every method entry (cached by everything that determines the result).
+    `decide()` gives the predictor's decisions on D_f, asked once, for the methods that use them."""
+    out, decisions, original = {}, None, trained.original.model
+    for entry in method_entries(cfg):
+        tuning = twin.tuning[entry.method] if entry.tuned else None
+        params = tuning.params if tuning else cfg.method_params.get(entry.name, {})
+        method, mine = get_method(entry.method, **params), None
+        if method.needs_predictor:
+            decisions = mine = decisions or decide()
+        easy = None if mine is None else mine.easy
+        forget = data.splits.forget
+        key = config_key(
+            "method", base_key(cfg), forget, entry.method, method.params, easy, cfg.seed
+        )
+        env = Env(data.device, cfg.seed, data.build, lambda f, n=entry.name: progress(n, f))
+        fitted = cached(
+            store,
+            data,
+            key,
+            entry.name,
+            lambda: method.unlearn(original, data.problem(easy), env),
+            extra={"params": method.params},
+        )
+        progress(entry.name, 1.0)
+        seconds = fitted.seconds + (mine.seconds if mine else 0.0)
+        out[entry.name] = Unlearned(
+            entry, fitted.model, method.params, seconds, fitted.cached, tuning, mine
+        )
+    return out

@@ -1,0 +1,178 @@
+"""The twin problem's stage (method spec §3-6): H_f from the forget spec's kind, the twin model
+M_t and the curriculum model M_c, the features of H_f and their labels, the fitted predictor, the
+twin-tuning of every tuned method, and the predictor's decisions on the real forget set."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from torch import nn
+
+from ..artifacts import Store, config_key
+from ..config import RunConfig, to_dict
+from ..features import FeatureContext, compute_features
+from ..twin import FittedPredictor, fit_predictor, train_curriculum, train_twin_model
+from ..tuning import twin_tune
+from ..unlearn import METHODS, Env, Problem
+from .plan import method_entries
+from .stages import base_key, cached, quiet, train_embedding
+from .values import Data, Decisions, Fitted, StageProgress, Tuning, Twin
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_twin(
+    cfg: RunConfig, data: Data, original: Fitted, store: Store, progress: StageProgress = quiet
+) -> Twin:
+    """H_f, M_t, M_c, twin features and labels, the fitted predictor, and every twin-tuning."""
+    s, dev, o = data.splits, data.device, original.model
+    report = lambda f: progress("twin", f)  # noqa: E731
+    h_f = data.forget.twin(data.labels, s.holdout, s.forget, cfg.twin.min_size, cfg.seed)
+    if len(h_f) < 2:
+        raise ValueError(
+            f"the holdout set has {len(h_f)} sample(s) of the forget set's classes; "
+            "the twin problem needs at least 2 (use a larger holdout fraction)"
+        )
+    key = config_key("twin", base_key(cfg), h_f, to_dict(cfg.twin))
+    target = data.accuracy(o, s.train)
+    twin = cached(
+        store,
+        data,
+        key,
+        "twin",
+        lambda: train_twin_model(
+            o,
+            data.x,
+            data.labels,
+            s.train,
+            h_f,
+            target,
+            cfg.twin,
+            device=dev,
+            seed=cfg.seed,
+            progress=lambda f: report(0.5 * f),
+        ),
+    )
+    d_and_h_f, seed = np.union1d(s.train, h_f), cfg.seed + 7
+    curriculum = cached(
+        store,
+        data,
+        config_key("curriculum", key),
+        "curriculum",
+        lambda: train_curriculum(
+            lambda: data.build(seed),
+            data.x,
+            data.labels,
+            d_and_h_f,
+            cfg.twin,
+            device=dev,
+            seed=seed,
+            progress=lambda f: report(0.5 + 0.3 * f),
+        ),
+    )
+    features, g, feature_seconds = twin_features(
+        cfg, data, o, twin.model, curriculum.model, h_f, key, store
+    )
+    report(0.9)
+    embedding, embedding_seconds = train_embedding(cfg, data, o, store)
+    start = time.perf_counter()
+    fitted = fit_predictor(features, g, cfg.predictor, cfg.seed)
+    fit_seconds = time.perf_counter() - start
+    tuning = tune_methods(cfg, data, o, twin.model, h_f, fitted, key, store)
+    report(1.0)
+    # The reusable twin preparation shared by all methods, from each part's measured (possibly
+    # stored) time; a method's own twin-tuning time is added to it in its report entry.
+    seconds = twin.seconds + curriculum.seconds + feature_seconds + fit_seconds + embedding_seconds
+    return Twin(h_f, twin.model, curriculum.model, features, g, fitted, embedding, tuning, seconds)
+
+
+def twin_features(
+    cfg: RunConfig,
+    data: Data,
+    original: nn.Module,
+    twin_model: nn.Module,
+    curriculum: nn.Module,
+    h_f: np.ndarray,
+    twin_key: str,
+    store: Store,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Raw features of H_f under M_t (reference D), the twin labels g = [M_o right] and the
+    seconds they took when first computed."""
+    key = config_key("twin-features", twin_key, to_dict(cfg.features))
+    arrays = store.load_arrays(key)
+    if arrays is None:
+        start = time.perf_counter()
+        ctx = FeatureContext(
+            twin_model,
+            curriculum,
+            data.x,
+            data.labels,
+            h_f,
+            data.splits.train,
+            data.device,
+            cfg.features,
+        )
+        g = (data.predict(original, h_f).argmax(1) == data.labels[h_f]).astype(np.int64)
+        arrays = {"features": compute_features(ctx, cfg.features.features), "g": g}
+        arrays["seconds"] = np.array(time.perf_counter() - start)
+        store.save_arrays(key, **arrays)
+    return arrays["features"], arrays["g"], float(arrays["seconds"])
+
+
+def tune_methods(
+    cfg: RunConfig,
+    data: Data,
+    original: nn.Module,
+    twin_model: nn.Module,
+    h_f: np.ndarray,
+    fitted: FittedPredictor,
+    twin_key: str,
+    store: Store,
+) -> dict[str, Tuning]:
+    """Twin-tune every method that has a tuned entry: unlearn (M_t, H_f) and score against M_o."""
+    gold_probs = data.predict(original, h_f)
+    problem = Problem(
+        data.x, data.labels, data.splits.train, h_f, data.pool.num_classes, fitted.oof_easy
+    )
+    env, chosen = Env(data.device, cfg.seed, data.build), {}
+    for name in dict.fromkeys(e.method for e in method_entries(cfg) if e.tuned):
+        base, m = cfg.method_params.get(name, {}), METHODS[name]
+        key = config_key(
+            "tune", twin_key, name, m.defaults, base, m.grid, fitted.oof_easy, cfg.seed
+        )
+        result = store.load_json(key)
+        if result is None:
+            start = time.perf_counter()
+            params, trials = twin_tune(name, base, m.grid, twin_model, problem, gold_probs, env)
+            result = {"params": params, "trials": trials, "seconds": time.perf_counter() - start}
+            store.save_json(key, result)
+        else:
+            logger.info("reusing stored twin-tuning of %s (key %s)", name, key)
+        chosen[name] = Tuning(result["params"], result["trials"], float(result["seconds"]))
+    return chosen
+
+
+def decide(cfg: RunConfig, data: Data, original: nn.Module, twin: Twin) -> Decisions:
+    """The predictor's easy / hard call on the real forget set, under M_o with reference D_r."""
+    start, s = time.perf_counter(), data.splits
+    reference = twin.train_embedding[np.searchsorted(s.train, s.retain)]
+    ctx = FeatureContext(
+        original,
+        twin.curriculum,
+        data.x,
+        data.labels,
+        s.forget,
+        s.retain,
+        data.device,
+        cfg.features,
+        reference_embedding=reference,
+    )
+    feats = compute_features(ctx, cfg.features.features)
+    proba, easy = twin.predictor.predict(feats)
+    # A class with no retained sample cannot be predicted by any model retrained on D_r, so its
+    # forget samples are hard by construction (whole-class forgetting), whatever the twin says.
+    orphan = ~np.isin(data.labels[s.forget], data.labels[s.retain])
+    proba, easy = np.where(orphan, 0.0, proba), easy & ~orphan
+    return Decisions(feats, proba, easy, time.perf_counter() - start)

@@ -1,0 +1,155 @@
+"""The value each stage returns: frozen dataclasses that the next stage, the report and the run
+folder read by attribute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import RunConfig, TrainConfig
+from ..data import Pool
+from ..forget import ForgetSpec
+from ..models import build_model
+from ..splits import Splits
+from ..training import Progress, predict, train_from_scratch
+from ..twin import FittedPredictor
+from ..unlearn import Problem
+from .plan import Entry
+
+StageProgress = Callable[[str, float], None]
+"""Called with (stage name, fraction of that stage done)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Data:
+    """The pool, its inputs on the compute device, the five data roles and the forget spec."""
+
+    pool: Pool
+    x: torch.Tensor  # (N, C, H, W) on `device` when small enough, else on the CPU
+    labels: np.ndarray  # (N,) int64
+    splits: Splits
+    forget: ForgetSpec
+    device: torch.device
+    model: str  # registry name of the architecture
+
+    def build(self, seed: int | None = None) -> nn.Module:
+        """A fresh network of the run's architecture (initialised under `seed` when given)."""
+        return build_model(self.model, self.pool.in_channels, self.pool.num_classes, seed)
+
+    def scratch(
+        self, ids: np.ndarray, recipe: TrainConfig, seed: int, progress: Progress
+    ) -> nn.Module:
+        """A fresh network trained from scratch on pool ids `ids` with their true labels."""
+        return train_from_scratch(
+            self.build,
+            self.x,
+            self.labels,
+            ids,
+            recipe,
+            device=self.device,
+            seed=seed,
+            progress=progress,
+        )
+
+    def predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
+        """Softmax of `model` on pool ids `ids`, (len(ids), K)."""
+        return predict(model, self.x, ids, device=self.device)
+
+    def accuracy(self, model: nn.Module, ids: np.ndarray) -> float:
+        return float((self.predict(model, ids).argmax(1) == self.labels[ids]).mean())
+
+    def problem(self, easy: np.ndarray | None = None) -> Problem:
+        """The real unlearning request (with the predicted-easy mask for TMU)."""
+        s = self.splits
+        return Problem(self.x, self.labels, s.retain, s.forget, self.pool.num_classes, easy)
+
+
+@dataclass(frozen=True, eq=False)
+class Fitted:
+    """A trained model with how long it took and whether it came from the store."""
+
+    model: nn.Module
+    seconds: float
+    cached: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Trained:
+    """The original model M_o and the gold models (retrained on D_r, one per gold seed)."""
+
+    original: Fitted
+    golds: tuple[Fitted, ...]
+
+    def models(self) -> dict[str, Fitted]:
+        return {"original": self.original, **{f"gold_{k}": g for k, g in enumerate(self.golds)}}
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Hyper-parameters a method chose on the twin problem, every trial, and the time it took."""
+
+    params: dict
+    trials: list
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class Twin:
+    """The twin problem (method spec §3-5): H_f, M_t, M_c, H_f's features and labels g, the
+    fitted predictor, M_o's embedding of D, the twin-tuned methods, and the reusable
+    preparation time (`seconds`, each part measured when it was first computed)."""
+
+    forget: np.ndarray
+    model: nn.Module
+    curriculum: nn.Module
+    features: np.ndarray
+    labels: np.ndarray
+    predictor: FittedPredictor
+    train_embedding: np.ndarray
+    tuning: dict[str, Tuning]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The predictor applied to the real forget set D_f: raw features under M_o, p(easy) and the
+    easy mask (forget samples of a class with no retained sample are hard by construction)."""
+
+    features: np.ndarray
+    proba: np.ndarray
+    easy: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class Unlearned:
+    """One unlearned model with its hyper-parameters, time (the request's, predictor included),
+    its twin-tuning and the predictor's decisions where the method uses them."""
+
+    entry: Entry
+    model: nn.Module
+    params: dict
+    seconds: float
+    cached: bool
+    tuning: Tuning | None = None
+    decisions: Decisions | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Every stage's value of one run."""
+
+    cfg: RunConfig
+    data: Data
+    trained: Trained
+    twin: Twin | None
+    unlearned: dict[str, Unlearned]
+
+    def models(self) -> dict[str, nn.Module]:
+        """Every model by report name: original, gold_K, then each method entry."""
+        trained = {k: f.model for k, f in self.trained.models().items()}
+        return {**trained, **{k: u.model for k, u in self.unlearned.items()}}
