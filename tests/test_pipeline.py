@@ -221,6 +221,7 @@ def test_evaluate_result_is_build_report_of_the_stage_values(result):
         result.data,
         result.trained,
         result.twin,
+        result.decisions,
         result.unlearned,
         model_probs(result.data, result.models()),
     )

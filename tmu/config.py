@@ -6,7 +6,7 @@ rejects unknown keys, so a typo in an override is an error instead of a silently
 Values are type- and range-checked when a config is built (pydantic dataclasses: the stdlib
 dataclass API, frozen, `dataclasses.asdict` and `replace` unchanged, with validation that reports
 the key, the value and the expected type). An int where a float is expected becomes a float, so
-that `lr=1` and `lr=1.0` hash alike; a string is never taken for a number unless it spells one.
+that `lr=1` and `lr=1.0` hash alike; a string or a boolean is never taken for a number.
 Names that live in registries (methods, models, features, predictors) are checked by
 `tmu.pipeline.validate`, which imports those registries.
 """
@@ -18,7 +18,7 @@ from dataclasses import field
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, ValidationError
-from pydantic.dataclasses import dataclass as _pydantic_dataclass
+from pydantic.dataclasses import dataclass
 
 Positive = Annotated[int, Field(ge=1, strict=True)]
 NonNegative = Annotated[int, Field(ge=0, strict=True)]
@@ -27,17 +27,15 @@ NonNegativeFloat = Annotated[float, Field(ge=0, strict=True)]
 Fraction = Annotated[float, Field(gt=0, lt=1, strict=True)]
 
 
-def dataclass(cls=None, /):
-    """A frozen, validated dataclass that rejects unknown keyword arguments."""
-    wrap = _pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
-    return wrap if cls is None else wrap(cls)
+config_class = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+"""A frozen, validated dataclass that rejects unknown keyword arguments."""
 
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
 
 
-@dataclass
+@config_class
 class SplitConfig:
     """Fractions of the pool held out as H (holdout) and T (test); the rest is D.
 
@@ -48,7 +46,7 @@ class SplitConfig:
     test: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.2
 
 
-@dataclass
+@config_class
 class TrainConfig:
     """From-scratch training of the original and gold models (SGD with momentum)."""
 
@@ -60,7 +58,7 @@ class TrainConfig:
     schedule: Literal["cosine", "constant"] = "cosine"
 
 
-@dataclass
+@config_class
 class TwinConfig:
     """The twin problem (method spec §3).
 
@@ -80,7 +78,7 @@ class TwinConfig:
     curriculum_lr: PositiveFloat = 0.05
 
 
-@dataclass
+@config_class
 class FeatureConfig:
     """The three hardness features (method spec §4)."""
 
@@ -94,7 +92,7 @@ class FeatureConfig:
     pgd_steps: Positive = 5
 
 
-@dataclass
+@config_class
 class PredictorConfig:
     """The generalization-label predictor (method spec §5)."""
 
@@ -107,7 +105,7 @@ class PredictorConfig:
     lr: PositiveFloat = 0.01
 
 
-@dataclass
+@config_class
 class RunConfig:
     """Everything one `tmu run` needs. `method_params` maps a method name to hyper-parameter
     overrides; `twin_tune` lists the methods that are also run with hyper-parameters chosen on

@@ -88,7 +88,7 @@ JOB_KINDS: dict[str, JobKind] = {}
 
 
 def register_job_kind(kind: JobKind) -> JobKind:
-    """Add `kind` to the registry every new backend starts from; returns it."""
+    """Add `kind` to the registry that backends built without `kinds=` use; returns it."""
     JOB_KINDS[kind.name] = kind
     return kind
 
@@ -291,7 +291,7 @@ def worker_main(argv: list[str]) -> int:
 class JobQueue(JobBackend):
     """The job table, a FIFO queue, de-duplication and cancel, with one worker thread that owns
     the device and hands each job to `runner` (a ThreadRunner by default; the dashboard uses a
-    ProcessRunner). `kinds` defaults to the registry JOB_KINDS."""
+    ProcessRunner). Without `kinds` it uses the registry JOB_KINDS as it is at each submit."""
 
     def __init__(
         self,
@@ -302,7 +302,8 @@ class JobQueue(JobBackend):
         self.root = Path(root if root is not None else default_root()).resolve()
         self.store = Store(self.root)
         self.runner = runner or ThreadRunner()
-        self.kinds = dict(JOB_KINDS if kinds is None else kinds)
+        # The registry itself (not a copy): a kind registered later is found too.
+        self.kinds = JOB_KINDS if kinds is None else dict(kinds)
         self._jobs: dict[str, JobStatus] = {}
         self._cancel: dict[str, threading.Event] = {}
         self._queue: queue.Queue[str] = queue.Queue()

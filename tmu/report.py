@@ -8,8 +8,7 @@ from torch import nn
 
 from . import evaluate as ev
 from .config import RunConfig, to_dict
-from .pipeline import Data, Result, Trained, Twin, Unlearned
-from .training import predict
+from .pipeline import Data, Decisions, Result, Trained, Twin, Unlearned
 
 Probs = dict[str, dict[str, np.ndarray]]
 """Softmax outputs by model name, then data role (ev.SETS): arrays of shape (n, K)."""
@@ -19,8 +18,7 @@ def model_probs(data: Data, models: dict[str, nn.Module]) -> Probs:
     """Softmax outputs of every model on each data role."""
     sets = {k: getattr(data.splits, k) for k in ev.SETS}
     return {
-        name: {k: predict(m, data.x, ids, device=data.device) for k, ids in sets.items()}
-        for name, m in models.items()
+        name: {k: data.predict(m, ids) for k, ids in sets.items()} for name, m in models.items()
     }
 
 
@@ -29,6 +27,7 @@ def build_report(
     data: Data,
     trained: Trained,
     twin: Twin | None,
+    decisions: Decisions | None,
     unlearned: dict[str, Unlearned],
     probs: Probs,
 ) -> dict:
@@ -83,7 +82,6 @@ def build_report(
         "noise_floor": ev.noise_floor(golds, y["forget"], k_cls),
         "gold_seconds": gold_seconds,
     }
-    decisions = next((u.decisions for u in unlearned.values() if u.decisions is not None), None)
     if decisions is not None:
         report["predictor"] = ev.predictor_quality(decisions.easy, golds, y["forget"])
         report["twin"] = {
@@ -97,6 +95,5 @@ def build_report(
 def evaluate_result(result: Result) -> tuple[dict, Probs]:
     """The report of a finished `pipeline.execute` and the softmax outputs it was built from."""
     probs = model_probs(result.data, result.models())
-    return build_report(
-        result.cfg, result.data, result.trained, result.twin, result.unlearned, probs
-    ), probs
+    r = result
+    return build_report(r.cfg, r.data, r.trained, r.twin, r.decisions, r.unlearned, probs), probs

@@ -39,9 +39,7 @@ def predictor_arrays(result: Result) -> dict[str, np.ndarray]:
         "twin_oof_easy": twin.predictor.oof_easy,
         "twin_features_scaled": twin.predictor.scaler.transform(twin.features),
     }
-    decisions = next(
-        (u.decisions for u in result.unlearned.values() if u.decisions is not None), None
-    )
+    decisions = result.decisions
     if decisions is not None:
         arrays.update(
             forget_features=decisions.features,

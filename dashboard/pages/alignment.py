@@ -45,19 +45,18 @@ ui.caption("gaps")
 
 st.subheader("Alignment table")
 c1, c2 = st.columns([2, 3])
+quads = service.quadrant_ids(lr, method)
 with c1:
     st.plotly_chart(
-        plots.quadrant_table(service.quadrant_fractions(lr, method), len(lr.split["forget"])),
+        plots.quadrant_table(service.quadrant_fractions(quads), len(lr.split["forget"])),
         key="quadrants",
     )
     ui.caption("quadrants")
     st.caption(
         "Against the gold ensemble: its class for a sample is the argmax of the softmax averaged "
-        "over "
-        "the gold seeds (the metrics above average over the seeds instead)."
+        "over the gold seeds (the metrics above average over the seeds instead)."
     )
 with c2:
-    quads = service.quadrant_ids(lr, method)
     for q in ("over_forgotten", "under_forgotten"):
         ids = quads[q]
         st.markdown(

@@ -14,8 +14,8 @@ if path is None:
 report = service.load(path).report
 st.dataframe(service.compare_table(report), hide_index=True, key="leaderboard")
 st.caption(
-    "Click a column header to sort. Δ_f and per-class Δ: lower is closer to gold; agreement: "
-    "higher."
+    "Click a column header to sort. Δ_f and per-class Δ: lower is closer to gold; "
+    "agreement: higher."
 )
 metric = st.selectbox(
     "Metric", list(plots.GAP_METRICS), format_func=plots.GAP_METRICS.get, key=Key.COMPARE_METRIC

@@ -138,13 +138,11 @@ else:
         if spread is not None and spread < service.CLUSTERED:
             st.warning(
                 f"This selection is clustered: within its classes it spreads {spread:.2f}× as wide "
-                "as "
-                "a random pick in the embedding. TMU's twin set is drawn at random within the same "
-                "classes, so its predictor may transfer less reliably to this request."
+                "as a random pick in the embedding. TMU's twin set is drawn at random within the "
+                "same classes, so its predictor may transfer less reliably to this request."
             )
         st.caption(
             "A hand-picked D_f need not be distributed like the holdout set: TMU's twin set is "
-            "drawn "
-            "to match its class histogram only."
+            "drawn to match its class histogram only."
         )
 st.page_link(ui.RUN_PAGE, label="Next: Run", icon=":material/play_arrow:")

@@ -69,10 +69,10 @@ def quadrant_ids(lr, method: str) -> dict[str, np.ndarray]:
     return {q: ids[m] for q, m in zip(QUADRANTS, masks)}
 
 
-def quadrant_fractions(lr, method: str) -> dict[str, float]:
-    """The 2×2 table of `method` against the gold ensemble, as fractions of D_f."""
-    n = max(len(lr.split["forget"]), 1)
-    return {q: len(v) / n for q, v in quadrant_ids(lr, method).items()}
+def quadrant_fractions(quadrants: dict[str, np.ndarray]) -> dict[str, float]:
+    """The 2×2 table of `quadrant_ids` as fractions of D_f."""
+    n = max(sum(len(v) for v in quadrants.values()), 1)
+    return {q: len(v) / n for q, v in quadrants.items()}
 
 
 def disagreement_ids(lr, method: str) -> np.ndarray:

@@ -157,3 +157,13 @@ def test_process_worker_runs_the_real_task_and_cancels(tmp_path):
         time.sleep(0.1)
     assert be.cancel(jid)
     assert be.wait(jid, timeout=60).state == CANCELLED
+
+
+def test_a_kind_registered_after_the_backend_is_found(tmp_path, monkeypatch):
+    be = JobQueue(tmp_path, runner=ThreadRunner())
+    log = []
+    monkeypatch.setitem(
+        JOB_KINDS, "late", JobKind("late", recording_task(log), lambda c: ["x"], "report.json")
+    )
+    assert be.wait(be.submit(cfg(seed=9), kind="late"), timeout=10).state == DONE
+    assert log == [9]

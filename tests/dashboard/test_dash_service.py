@@ -117,7 +117,7 @@ def test_loaded_run_views(tiny_run):
     y = lr.dataset.tensors[1].numpy()
     over = np.isin(lr.split["forget"], quads["over_forgotten"])
     assert (mean.argmax(1)[over] == y[quads["over_forgotten"]]).all()
-    assert sum(service.quadrant_fractions(lr, "tmu").values()) == pytest.approx(1.0)
+    assert sum(service.quadrant_fractions(quads).values()) == pytest.approx(1.0)
     disagree = service.disagreement_ids(lr, "tmu")
     assert np.array_equal(
         disagree, lr.split["forget"][lr.predictions["tmu/forget"].argmax(1) != mean.argmax(1)]

@@ -4,8 +4,9 @@
     load_data(cfg)                                         -> Data              (stages)
     train_models(cfg, data, store, progress)               -> Trained           (stages)
     prepare_twin(cfg, data, trained.original, store, ...)  -> Twin, or None     (twin_problem)
-    unlearn(cfg, data, trained, twin, store, progress)     -> {name: Unlearned} (stages)
-    report.build_report(cfg, data, trained, twin, unlearned, probs)
+    decide(cfg, data, original, twin)                      -> Decisions         (twin_problem)
+    unlearn(cfg, data, trained, twin, decisions, store, progress) -> {name: Unlearned} (stages)
+    report.build_report(cfg, data, trained, twin, decisions, unlearned, probs)
 
 `execute(cfg)` runs them all and returns a `Result`. Costly artifacts (original, golds, twin and
 curriculum models, twin features, twin-tuning, every unlearned model) are cached in the run store
@@ -17,7 +18,16 @@ from __future__ import annotations
 
 from ..artifacts import Store
 from ..config import RunConfig
-from .plan import TUNED_SUFFIX, Entry, gold_seed, method_entries, needs_twin, plan_stages, validate
+from .plan import (
+    TUNED_SUFFIX,
+    Entry,
+    gold_seed,
+    method_entries,
+    needs_predictor,
+    needs_twin,
+    plan_stages,
+    validate,
+)
 from .stages import (
     base_key,
     load_data,
@@ -41,10 +51,9 @@ def execute(
     data = load_data(cfg, forget)
     trained = train_models(cfg, data, store, progress)
     twin = prepare_twin(cfg, data, trained.original, store, progress) if needs_twin(cfg) else None
-    decisions = lambda: decide(cfg, data, trained.original.model, twin)  # noqa: E731
-    return Result(
-        cfg, data, trained, twin, unlearn(cfg, data, trained, twin, store, progress, decisions)
-    )
+    decisions = decide(cfg, data, trained.original.model, twin) if needs_predictor(cfg) else None
+    unlearned = unlearn(cfg, data, trained, twin, decisions, store, progress)
+    return Result(cfg, data, trained, twin, decisions, unlearned)
 
 
 __all__ = [
@@ -65,6 +74,7 @@ __all__ = [
     "gold_seed",
     "load_data",
     "method_entries",
+    "needs_predictor",
     "needs_twin",
     "plan_stages",
     "pool_inputs",

@@ -35,8 +35,14 @@ def method_entries(cfg: RunConfig) -> list[Entry]:
     ]
 
 
+def needs_predictor(cfg: RunConfig) -> bool:
+    """Whether a method of the run acts on the predictor's decisions (TMU)."""
+    return any(METHODS[m].needs_predictor for m in cfg.methods)
+
+
 def needs_twin(cfg: RunConfig) -> bool:
-    return any(METHODS[e.method].needs_predictor or e.tuned for e in method_entries(cfg))
+    """Whether the run needs the twin problem: for the predictor, or to twin-tune a method."""
+    return needs_predictor(cfg) or any(e.tuned for e in method_entries(cfg))
 
 
 def plan_stages(cfg: RunConfig) -> list[str]:

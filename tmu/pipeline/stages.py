@@ -131,21 +131,19 @@ def unlearn(
     data: Data,
     trained: Trained,
     twin: Twin | None,
+    decisions: Decisions | None,
     store: Store,
     progress: StageProgress = quiet,
-    decide: Callable[[], Decisions] | None = None,
 ) -> dict[str, Unlearned]:
-    """Unlearn with every method entry (cached by everything that determines the result).
-    `decide()` gives the predictor's decisions on D_f, asked once, for the methods that use them."""
-    out, decisions, original = {}, None, trained.original.model
+    """Unlearn with every method entry (cached by everything that determines the result);
+    `decisions` are the predictor's on D_f, for the methods that use them (None if none does)."""
+    out, original, forget = {}, trained.original.model, data.splits.forget
     for entry in method_entries(cfg):
         tuning = twin.tuning[entry.method] if entry.tuned else None
         params = tuning.params if tuning else cfg.method_params.get(entry.name, {})
-        method, mine = get_method(entry.method, **params), None
-        if method.needs_predictor:
-            decisions = mine = decisions or decide()
+        method = get_method(entry.method, **params)
+        mine = decisions if method.needs_predictor else None
         easy = None if mine is None else mine.easy
-        forget = data.splits.forget
         key = config_key(
             "method", base_key(cfg), forget, entry.method, method.params, easy, cfg.seed
         )

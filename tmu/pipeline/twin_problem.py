@@ -13,7 +13,7 @@ from torch import nn
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
 from ..features import FeatureContext, compute_features
-from ..twin import FittedPredictor, fit_predictor, train_curriculum, train_twin_model
+from ..twin import FittedPredictor, accuracy_on, fit_predictor, train_curriculum, train_twin_model
 from ..tuning import twin_tune
 from ..unlearn import METHODS, Env, Problem
 from .plan import method_entries
@@ -36,7 +36,7 @@ def prepare_twin(
             "the twin problem needs at least 2 (use a larger holdout fraction)"
         )
     key = config_key("twin", base_key(cfg), h_f, to_dict(cfg.twin))
-    target = data.accuracy(o, s.train)
+    target = accuracy_on(o, data.x, data.labels, s.train, dev)
     twin = cached(
         store,
         data,

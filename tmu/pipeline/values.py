@@ -59,9 +59,6 @@ class Data:
         """Softmax of `model` on pool ids `ids`, (len(ids), K)."""
         return predict(model, self.x, ids, device=self.device)
 
-    def accuracy(self, model: nn.Module, ids: np.ndarray) -> float:
-        return float((self.predict(model, ids).argmax(1) == self.labels[ids]).mean())
-
     def problem(self, easy: np.ndarray | None = None) -> Problem:
         """The real unlearning request (with the predicted-easy mask for TMU)."""
         s = self.splits
@@ -147,6 +144,7 @@ class Result:
     data: Data
     trained: Trained
     twin: Twin | None
+    decisions: Decisions | None
     unlearned: dict[str, Unlearned]
 
     def models(self) -> dict[str, nn.Module]:
