@@ -4,6 +4,7 @@ Chromium; shared by the browser test and scripts/bench_dashboard.py."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("TMU_CHROMIUM", "/usr/bin/chromium")
@@ -126,3 +129,33 @@ def lasso(page, plot, frac: float = 0.35) -> None:
     for x, y in pts[1:]:
         page.mouse.move(x, y, steps=4)
     page.mouse.up()
+
+
+OUTCOME = re.compile(r"^(Done|Cancelled\.|The job failed|The forget set is invalid|invalid)")
+
+
+def run_job(page, log: Path | None = None, timeout: float = 420_000) -> str:
+    """Click the Run page's Run button until a job shows progress (a click that lands while the
+    page is still rerunning can be dropped), then wait for the outcome; its alert text. A timeout
+    fails with what the page and the server log said, so a slow CI machine is told apart from a
+    job that failed or never started."""
+    button = page.get_by_role("button", name="Run", exact=True)
+    started = page.locator("[data-testid='stProgress'], [data-testid='stAlert']").filter(
+        has_text=re.compile(r"running|queued|waiting|Done|failed|Cancelled|invalid")
+    )
+    try:
+        for attempt in range(3):
+            button.click()
+            try:
+                started.first.wait_for(timeout=30_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+        alert = page.locator("[data-testid='stAlert']").filter(has_text=OUTCOME).first
+        alert.wait_for(timeout=timeout)
+        return alert.inner_text().strip()
+    except PlaywrightTimeout as err:
+        body = page.locator("body").inner_text()[-2000:]
+        tail = "\n".join(log.read_text().splitlines()[-40:]) if log and log.exists() else ""
+        raise AssertionError(f"{err}\n--- page ---\n{body}\n--- server log ---\n{tail}") from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dash_browser import CHROMIUM, goto_page, idle, lasso, streamlit_app, browser_page
+from dash_browser import CHROMIUM, browser_page, goto_page, idle, lasso, run_job, streamlit_app
 from dash_helpers import TINY_ENV
 
 pytestmark = pytest.mark.browser
@@ -35,8 +35,8 @@ def test_lasso_run_alignment(tiny_run, tmu_home, tmp_path):
         assert n > 0
         goto_page(page, "Run")
         idle(page)
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.get_by_text("Done", exact=True).wait_for(timeout=180_000)
+        outcome = run_job(page, tmp_path / "streamlit.log")
+        assert outcome == "Done", outcome
         goto_page(page, "Alignment")
         page.locator(
             ".js-plotly-plot", has_text="Per-class accuracy on the forget set"
