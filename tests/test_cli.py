@@ -254,7 +254,10 @@ BAD = [
         ["--set", "train.schedule=cosin"],
         "train.schedule='cosin': Input should be 'cosine' or 'constant'",
     ),
-    (["--set", "predictor.rule=x"], "predictor.rule='x': Input should be 'rate' or 'threshold'"),
+    (
+        ["--set", "predictor.rule=x"],
+        "predictor.rule='x': Input should be 'rate', 'threshold' or 'gain'",
+    ),
     (
         ["--set", "predictor.kind=x"],
         r"unknown predictor\(s\) \['x'\]; valid: \['logistic', 'mlp'\]",

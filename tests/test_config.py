@@ -108,7 +108,10 @@ BAD_VALUES = [
         {"train": {"schedule": "cosin"}},
         "train.schedule='cosin': Input should be 'cosine' or 'constant'",
     ),
-    ({"predictor": {"rule": "x"}}, "predictor.rule='x': Input should be 'rate' or 'threshold'"),
+    (
+        {"predictor": {"rule": "x"}},
+        "predictor.rule='x': Input should be 'rate', 'threshold' or 'gain'",
+    ),
     ({"predictor": {"folds": 1}}, "predictor.folds=1: Input should be greater than or equal to 2"),
     ({"split": {"holdout": 0}}, "split.holdout=0: Input should be greater than 0"),
     ({"features": {"features": []}}, "features.features=[]: Tuple should have at least 1 item"),

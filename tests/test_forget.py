@@ -12,6 +12,7 @@ from tmu.forget import (
     ForgetSpec,
     ForgetSpecError,
     IdsForget,
+    MislabeledForget,
     RandomForget,
     SubclassForget,
     parse_forget,
@@ -23,7 +24,7 @@ N = 100
 # 100 samples, 4 classes: class c holds ids with id % 4 == c (25 each).
 LABELS = np.arange(N) % 4
 CLASSES = ("cat", "dog", "owl", "fox")
-GRAMMAR = "use random:F, subclass:C:F, class:C[,C...], ids:FILE | ids:I,J,..."
+GRAMMAR = "use random:F, subclass:C:F, class:C[,C...], ids:FILE | ids:I,J,..., mislabeled:F"
 
 
 @pytest.fixture()
@@ -50,6 +51,7 @@ def forget(spec, roles, seed=0):
         ("class:*", ClassForget(("*",))),
         ("ids:5,2,9", IdsForget((5, 2, 9))),
         ("ids:7", IdsForget((7,))),
+        ("mislabeled:0.1", MislabeledForget(0.1)),
     ],
 )
 def test_parse_gives_the_value_and_str_gives_the_text_back(text, value):
@@ -95,13 +97,15 @@ def test_ids_file_is_read_once_at_parse_time(tmp_path, roles):
 
 
 def test_registry_holds_every_kind_under_its_name():
-    assert list(FORGET_KINDS) == ["random", "subclass", "class", "ids"]
+    assert list(FORGET_KINDS) == ["random", "subclass", "class", "ids", "mislabeled"]
     assert FORGET_KINDS == {
         "random": RandomForget,
         "subclass": SubclassForget,
         "class": ClassForget,
         "ids": IdsForget,
+        "mislabeled": MislabeledForget,
     }
+    assert [k for k, v in FORGET_KINDS.items() if v.relabels] == ["mislabeled"]
     assert all(issubclass(k, ForgetSpec) and k.kind == name for name, k in FORGET_KINDS.items())
 
 
@@ -121,6 +125,7 @@ def test_specs_are_frozen_hashable_values():
         ("class:1,dog", "classes 1, dog"),
         ("ids:3", "1 listed sample"),
         ("ids:3,4", "2 listed samples"),
+        ("mislabeled:0.05", "5% of the training set, mislabeled"),
     ],
 )
 def test_describe(text, description):
@@ -365,3 +370,36 @@ def test_ids_twin_matches_the_class_histogram(tiny):
     # With min_size 20 the histogram is scaled x2.
     h_f2 = twin(spec, tiny, forget_ids, min_size=20)
     assert np.array_equal(np.bincount(tiny.labels[h_f2], minlength=10), 2 * hist)
+
+
+# ----------------------------------------------------------------------------- mislabeled:F
+
+
+def test_mislabeled_relabels_exactly_the_forget_set_with_other_classes(roles):
+    spec = parse_forget("mislabeled:0.2")
+    ids = forget("mislabeled:0.2", roles)
+    assert np.array_equal(ids, forget("random:0.2", roles))  # drawn like random:F
+    trained = spec.trained_labels(LABELS, ids, 4, seed=0)
+    changed = np.flatnonzero(trained != LABELS)
+    assert np.array_equal(changed, ids)  # every forget sample, and nothing else, is relabeled
+    assert set(trained[ids]) <= set(range(4)) and LABELS[0] == 0  # the input is not mutated
+    assert np.array_equal(trained, spec.trained_labels(LABELS, ids, 4, seed=0))
+    assert not np.array_equal(trained, spec.trained_labels(LABELS, ids, 4, seed=1))
+
+
+def test_mislabeled_twin_is_a_mislabeled_random_part_of_holdout(tiny):
+    spec = parse_forget("mislabeled:0.1")
+    forget_ids = tiny.train[:40]
+    h_f = spec.twin(tiny.labels, tiny.holdout, forget_ids, 60, seed=0)
+    assert len(h_f) == 60 and set(h_f) <= set(tiny.holdout)
+    twin_labels = spec.twin_labels(tiny.labels, h_f, 10, seed=0)
+    assert np.array_equal(np.flatnonzero(twin_labels != tiny.labels), h_f)
+    # the other kinds leave labels alone
+    plain = parse_forget("random:0.1")
+    assert plain.twin_labels(tiny.labels, h_f, 10, 0) is tiny.labels
+    assert plain.trained_labels(tiny.labels, forget_ids, 10, 0) is tiny.labels
+
+
+def test_mislabeled_needs_two_classes():
+    with pytest.raises(ForgetSpecError, match="needs at least 2 classes"):
+        parse_forget("mislabeled:0.5").resolve(np.zeros(10, int), np.arange(10), ("a",), 0)

@@ -27,6 +27,7 @@ from tmu.pipeline import (
     validate,
 )
 from tmu.report import build_report, evaluate_result, model_probs
+from tmu.runs import load_run, write_run
 from tmu.training import predict
 from tmu.tuning import grid_points
 from tmu.unlearn import METHODS
@@ -321,3 +322,36 @@ def test_whole_class_is_flipped_even_when_the_twin_picks_no_flipping(tmp_path, m
     )  # memorised: there is something to flip
     assert report["models"]["tmu"]["params"]["oversample"] == 0
     assert report["models"]["tmu"]["acc"]["forget"] < 0.1
+
+
+# ----------------------------------------------------------------------------- mislabeled:F
+
+
+def test_a_mislabeled_request_trains_on_wrong_labels_and_reports_the_true_ones(tmp_path):
+    store = Store(tmp_path)
+    cfg = tiny_config(methods=["tmu"], forget="mislabeled:0.1", gold_seeds=2)
+    result = execute(cfg, store=store)
+    data, s = result.data, result.data.splits
+    assert data.relabeled and data.true_labels is not None
+    assert np.array_equal(np.flatnonzero(data.labels != data.true_labels), s.forget)
+    # The original memorised the wrong labels: it depends on the request, unlike other kinds.
+    assert pipeline.base_key(cfg) != pipeline.base_key(tiny_config(forget="random:0.1"))
+    # The twin mirrors the request: its labels g are "M_o predicts the twin's wrong label".
+    twin_labels = data.forget.twin_labels(data.labels, result.twin.forget, 10, cfg.seed)
+    assert (twin_labels[result.twin.forget] != data.labels[result.twin.forget]).all()
+    right = data.predict(result.trained.original.model, result.twin.forget).argmax(1)
+    assert np.array_equal(result.twin.labels, right == twin_labels[result.twin.forget])
+    report = report_of(result)
+    assert report["dataset"]["relabeled_forget"] == len(s.forget)
+    for entry in [report["models"]["original"], *report["models"]["gold"], report["models"]["tmu"]]:
+        assert 0 <= entry["acc_true_forget"] <= 1
+    # gold never saw the wrong labels: it predicts the true class far more often than the given
+    gold = report["models"]["gold"][0]
+    assert gold["acc_true_forget"] > 2 * gold["acc"]["forget"]
+    # A loaded run folder gives back the labels the run trained on.
+    report, probs = evaluate_result(result)
+    loaded = load_run(write_run(result, report, probs, tmp_path / "run"))
+    assert np.array_equal(loaded.dataset.tensors[1].numpy(), data.labels)
+    plain = report_of(execute(tiny_config(methods=["finetune"], gold_seeds=1), store=store))
+    assert plain["dataset"]["relabeled_forget"] == 0
+    assert "acc_true_forget" not in plain["models"]["original"]

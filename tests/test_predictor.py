@@ -11,6 +11,7 @@ from tmu.predictor import (
     LogisticPredictor,
     MLPPredictor,
     decide_easy,
+    gain_threshold,
     make_predictor,
     out_of_fold_proba,
 )
@@ -131,9 +132,43 @@ def test_threshold_rule():
 
 def test_unknown_rule():
     with pytest.raises(
-        ValueError, match=r"unknown decision rule 'median'; valid rules: \['rate', 'threshold'\]"
+        ValueError,
+        match=r"unknown decision rule 'median'; valid rules: \['rate', 'threshold', 'gain'\]",
     ):
         decide_easy(P, "median", 0.5)
+
+
+def test_gain_rule_is_a_threshold_on_p_easy():
+    p = np.array([0.1, 0.3, 0.29, 0.9])
+    assert decide_easy(p, "gain", 0.5, threshold=0.3).tolist() == [False, True, False, True]
+
+
+def calibrated(n=4000, seed=0):
+    """p(easy) already calibrated: g ~ Bernoulli(p)."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.01, 0.99, n)
+    return p, (rng.uniform(size=n) < p).astype(np.int64)
+
+
+@pytest.mark.parametrize("match", [1.0, 0.5, 0.25])
+def test_gain_threshold_is_the_break_even_point_of_a_calibrated_predictor(match):
+    # Flip iff p_hard * match > 1 - p_hard, i.e. p_easy < match / (1 + match).
+    p, g = calibrated()
+    assert gain_threshold(p, g, match) == pytest.approx(match / (1 + match), abs=0.04)
+
+
+def test_gain_threshold_maps_back_through_the_calibration():
+    # A predictor that is overconfident about "easy" (reports p^(1/3)) gets its threshold moved.
+    p, g = calibrated()
+    t = gain_threshold(p ** (1 / 3), g, 1.0)
+    assert t == pytest.approx(0.5 ** (1 / 3), abs=0.04)
+
+
+def test_gain_threshold_flips_nothing_without_signal():
+    p, g = calibrated()
+    assert gain_threshold(1 - p, g, 1.0) == 0.0  # anti-correlated: never flip
+    assert gain_threshold(p, np.ones_like(g), 1.0) == 0.0  # no hard twin sample
+    assert gain_threshold(p, g, 0.0) == 0.0  # a flip never lands on gold's label
 
 
 # ----------------------------------------------------------------------------- out-of-fold

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from tmu.config import PredictorConfig, TwinConfig
-from tmu.twin import accuracy_on, fit_predictor, spread_ratio, train_curriculum, train_twin_model
+from tmu.twin import (
+    accuracy_on,
+    fit_predictor,
+    flip_match_rate,
+    spread_ratio,
+    train_curriculum,
+    train_twin_model,
+)
 
 CPU = torch.device("cpu")
 
@@ -107,4 +114,31 @@ def test_spread_ratio_is_one_for_the_whole_class_and_small_for_a_cluster():
     assert spread_ratio(points, labels, pair) == pytest.approx(1 / np.sqrt(2))
     assert np.isnan(
         spread_ratio(points, labels, np.array([True, False, False, False, False, False]))
+    )
+
+
+def test_flip_match_rate_counts_runner_ups_that_are_the_twin_golds_wrong_label():
+    labels = np.array([0, 1, 2, 0])
+    # twin model: runner-up classes (true class excluded) are 2, 0, 1, 1
+    twin = np.array([[0.5, 0.1, 0.4], [0.3, 0.6, 0.1], [0.1, 0.3, 0.6], [0.2, 0.7, 0.1]])
+    # twin gold (M_o): right on sample 0, wrong on 1 (says 0), 2 (says 0), 3 (says 1)
+    gold = np.array([[0.9, 0.1, 0.0], [0.6, 0.3, 0.1], [0.5, 0.2, 0.3], [0.1, 0.8, 0.1]])
+    assert flip_match_rate(twin, gold, labels) == pytest.approx(2 / 3)  # samples 1 and 3 match
+    assert flip_match_rate(twin, np.eye(3)[labels], labels) == 0.0  # no hard sample
+
+
+def test_fit_predictor_gain_rule_fits_a_threshold_and_applies_it():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    g = (X[:, 0] + 0.5 * rng.normal(size=300) > -1.0).astype(np.int64)
+    cfg = PredictorConfig(kind="logistic", rule="gain", folds=3)
+    fitted = fit_predictor(X, g, cfg, seed=0, flip_match=0.5)
+    assert 0.0 < fitted.threshold < 1.0 and fitted.rule == "gain"
+    assert np.array_equal(fitted.oof_easy, fitted.oof_proba >= fitted.threshold)
+    proba, easy = fitted.predict(X)
+    assert np.array_equal(easy, proba >= fitted.threshold)
+    # a stricter flip (lower match) flips fewer samples
+    strict = fit_predictor(X, g, cfg, seed=0, flip_match=0.1)
+    assert (
+        strict.threshold < fitted.threshold and (~strict.oof_easy).sum() < (~fitted.oof_easy).sum()
     )

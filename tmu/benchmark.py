@@ -3,8 +3,8 @@ against the gold models and their noise floor, written as markdown (with the exa
 machine) plus one bar chart per setting.
 
 A `*` class in a setting is the forget-spec grammar's seed class (tmu.forget: `subclass:*:0.1`
-forgets 10 % of class 1, 3, 5, 7, 9 for seeds 0..4), so sub-class results average over several
-classes. All
+forgets 10 % of class 1, 3, 5, 7, 9, 0, 2, ... for seeds 0, 1, 2, ...), so sub-class results
+average over several classes. All
 runs of one invocation share a fresh run store: a seed's original model is trained once and reused
 by its settings, and every time ratio compares a method with gold retrains timed in the same run.
 """
@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import evaluate as ev
 from .artifacts import Store
 from .config import RunConfig, from_dict
 from .models import device_label, resolve_device
-from .pipeline import execute
-from .report import evaluate_result
+from .pipeline import Result, execute
+from .report import evaluate_result, model_probs
+from .unlearn import Env, get_method
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,94 @@ def floor_row(report: dict) -> dict[str, float]:
     }
 
 
+ORIGINAL, FLOOR = "original (no unlearning)", "gold vs gold (noise floor)"
+RANDOM_FLIPS = "control: TMU, random flips"
+ORACLE = "control: TMU, oracle flips (reads gold)"
+CONTROLS = (RANDOM_FLIPS, ORACLE)
+
+
+def control_models(result: Result) -> dict[str, object]:
+    """TMU (with the hyper-parameters it chose) re-run with two other easy / hard masks: a random
+    mask with as many hard samples as the predictor's (is the predictor better than chance?) and
+    the gold ensemble's own right / wrong (the ceiling a perfect predictor would reach). Benchmark
+    controls only: the oracle reads the gold models, which no method may."""
+    tmu, data = result.unlearned.get("tmu"), result.data
+    if tmu is None or tmu.decisions is None:
+        return {}
+    forget, easy = data.splits.forget, tmu.decisions.easy
+    rng = np.random.default_rng([result.cfg.seed, 0xC0])
+    shuffled = np.zeros(len(easy), dtype=bool)
+    shuffled[rng.choice(len(easy), size=int(easy.sum()), replace=False)] = True
+    gold = np.mean([data.predict(g.model, forget) for g in result.trained.golds], axis=0)
+    masks = {RANDOM_FLIPS: shuffled, ORACLE: gold.argmax(1) == data.labels[forget]}
+    env = Env(data.device, result.cfg.seed, data.build)
+    original = result.trained.original.model
+    return {
+        name: get_method("tmu", **tmu.params).unlearn(original, data.problem(mask), env)
+        for name, mask in masks.items()
+    }
+
+
+def add_controls(report: dict, result: Result) -> dict:
+    """`report` with the control models' entries under report["controls"]."""
+    models = control_models(result)
+    if not models:
+        return report
+    probs, s, data = model_probs(result.data, models), result.data.splits, result.data
+    y = {k: data.labels[getattr(s, k)] for k in ev.SETS}
+    golds = [data.predict(g.model, s.forget) for g in result.trained.golds]
+    report["controls"] = {
+        name: {
+            **ev.model_summary(p, y, data.pool.num_classes),
+            "vs_gold": ev.vs_golds(p["forget"], golds, y["forget"], data.pool.num_classes),
+        }
+        for name, p in probs.items()
+    }
+    return report
+
+
 def collect(reports: list[dict]) -> dict[str, list[dict[str, float]]]:
-    """Rows per model name over the seeds: original, each method entry, and the gold noise floor."""
-    rows = {"original (no unlearning)": [method_row(r, "original") for r in reports]}
+    """Rows per model name over the seeds: original, each method entry, the controls where the
+    reports have them, and the gold noise floor."""
+    rows = {ORIGINAL: [method_row(r, "original") for r in reports]}
     rows.update({m: [method_row(r, m) for r in reports] for m in reports[0]["methods"]})
-    rows["gold vs gold (noise floor)"] = [floor_row(r) for r in reports]
+    for name in reports[0].get("controls", {}):
+        rows[name] = [
+            method_row({"models": {**r["models"], **r["controls"]}}, name) for r in reports
+        ]
+    rows[FLOOR] = [floor_row(r) for r in reports]
     return rows
+
+
+def paired_ci(diffs: np.ndarray, seed: int = 0, n_boot: int = 10_000) -> tuple[float, float, float]:
+    """Mean of paired differences and its 95 % percentile-bootstrap confidence interval."""
+    diffs = np.asarray(diffs, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), size=(n_boot, len(diffs)))].mean(1)
+    return float(diffs.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def paired_table(reports: list[dict], metric: str, better: str) -> list[str]:
+    """TMU minus every other row on `metric`, per seed, as mean [95 % CI] and TMU's wins.
+    `better` is "higher" or "lower"."""
+    rows = collect(reports)
+    if "tmu" not in rows:
+        return []
+    tmu = np.array([r[metric] for r in rows["tmu"]])
+    lines = [
+        f"TMU minus each other model, {metric} ({better} is better), paired by seed:",
+        "",
+        "| vs | mean difference | 95 % bootstrap CI | TMU better / seeds |",
+        "|---|---|---|---|",
+    ]
+    for name, rs in rows.items():
+        if name in ("tmu", FLOOR):
+            continue
+        diff = tmu - np.array([r[metric] for r in rs])
+        mean, lo, hi = paired_ci(diff)
+        wins = int((diff > 0).sum() if better == "higher" else (diff < 0).sum())
+        lines.append(f"| {name} | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {wins} / {len(diff)} |")
+    return lines + [""]
 
 
 def fmt(values: list[float]) -> str:
@@ -78,8 +162,10 @@ def fmt(values: list[float]) -> str:
 
 def setting_table(title: str, reports: list[dict], figure: str | None) -> list[str]:
     rows = collect(reports)
+    seeds = sorted(r["config"]["seed"] for r in reports)
     lines = [
-        f"### {title} ({len(reports)} seeds, |D_f| = {reports[0]['dataset']['sizes']['forget']})",
+        f"### {title} ({len(reports)} seeds: {seeds[0]}..{seeds[-1]}, "
+        f"|D_f| = {reports[0]['dataset']['sizes']['forget']})",
         "",
         "| method | " + " | ".join(COLUMNS) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
@@ -101,7 +187,10 @@ def setting_table(title: str, reports: list[dict], figure: str | None) -> list[s
         ]
     if figure:
         lines += ["", f"![{title}]({figure})"]
-    return lines + [""]
+    lines.append("")
+    lines += paired_table(reports, "agreement", "higher")
+    lines += paired_table(reports, DELTA, "lower")
+    return lines
 
 
 def delta_figure(title: str, reports: list[dict], path: Path) -> None:
@@ -112,7 +201,7 @@ def delta_figure(title: str, reports: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = collect(reports)
-    floor = [r[DELTA] for r in rows.pop("gold vs gold (noise floor)")]
+    floor = [r[DELTA] for r in rows.pop(FLOOR)]
     names = list(rows)
     means = [np.mean([r[DELTA] for r in rows[n]]) for n in names]
     stds = [np.std([r[DELTA] for r in rows[n]]) for n in names]
@@ -151,11 +240,15 @@ def machine() -> str:
     )
 
 
-def run_setting(dataset: str, setting: str, seeds: int, store: Store, base: dict) -> list[dict]:
+def run_setting(
+    dataset: str, setting: str, seeds: range, store: Store, base: dict, controls: bool
+) -> list[dict]:
     reports = []
-    for seed in range(seeds):
+    for seed in seeds:
         cfg = from_dict(RunConfig, {**base, "dataset": dataset, "forget": setting, "seed": seed})
-        reports.append(evaluate_result(execute(cfg, store=store))[0])
+        result = execute(cfg, store=store)
+        report = evaluate_result(result)[0]
+        reports.append(add_controls(report, result) if controls else report)
         logger.info("benchmark %s %s seed %d done", dataset, setting, seed)
     return reports
 
@@ -167,6 +260,8 @@ def run_benchmark(
     seeds: int,
     methods: tuple[str, ...],
     out: Path,
+    first_seed: int = 0,
+    controls: bool = False,
     store: Store | None = None,
     device: str = "auto",
     gold_seeds: int = 3,
@@ -186,7 +281,10 @@ def run_benchmark(
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
             for setting in settings:
-                reports = run_setting(dataset, setting, seeds, store or Store(tmp), base)
+                seed_range = range(first_seed, first_seed + seeds)
+                reports = run_setting(
+                    dataset, setting, seed_range, store or Store(tmp), base, controls
+                )
                 title = f"`{dataset}`, `{setting}`"
                 slug = setting.replace(":", "_").replace("*", "C").replace(",", "-")
                 fig = f"bench-{dataset}-{slug}.png"
@@ -205,8 +303,13 @@ def run_benchmark(
             "golds'| "
             "(for the floor: between gold seeds); time / retrain is the per-request time over one "
             "gold retrain timed in the same run. `NAME+twin` rows use hyper-parameters chosen on "
-            "the twin problem; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9 for seeds "
-            "0..4.",
+            "the twin problem; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9, 0, 2, 4, "
+            "6, 8 for seeds 0..9 (mod 10), so ten consecutive seeds cover every class once. Paired "
+            "tables: TMU's figure minus the other model's, seed by seed, with a 95 % "
+            "percentile-bootstrap interval of the mean (10,000 resamples). Controls re-run TMU "
+            "with its chosen hyper-parameters and another easy / hard mask: a random one with "
+            "as many hard samples, and the gold ensemble's (an oracle that reads gold: a "
+            "ceiling, never a method).",
             "",
             *sections,
         ]

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .artifacts import Store
 from .config import ConfigError, RunConfig, from_dict
+from .forget import FORGET_KINDS
 from .unlearn import METHODS
 
 logger = logging.getLogger("tmu")
@@ -137,9 +138,11 @@ class StageBar:
 def summary_table(report: dict) -> str:
     """A short fixed-width table of the headline figures."""
     m, rows = report["models"], []
+    # A mislabeled request also shows accuracy on D_f against the labels before corruption.
+    relabeled = bool(report["dataset"].get("relabeled_forget"))
     head = (
-        f"{'model':<18}{'acc_f':>7}{'acc_test':>9}{'|Δ_f|':>7}{'agree':>7}{'MIA_f':>7}"
-        f"{'sec':>8}{'ratio':>7}"
+        f"{'model':<18}{'acc_f':>7}{'true_f' if relabeled else '':>{7 * relabeled}}"
+        f"{'acc_test':>9}{'|Δ_f|':>7}{'agree':>7}{'MIA_f':>7}{'sec':>8}{'ratio':>7}"
     )
     for name, e in [
         ("original", m["original"]),
@@ -151,16 +154,17 @@ def summary_table(report: dict) -> str:
             vs.get("delta_forget", float("nan")),
             vs.get("agreement_forget", float("nan")),
         )
+        true_f = f"{e['acc_true_forget']:>7.3f}" if relabeled else ""
         rows.append(
-            f"{name:<18}{e['acc']['forget']:>7.3f}{e['acc']['test']:>9.3f}"
+            f"{name:<18}{e['acc']['forget']:>7.3f}{true_f}{e['acc']['test']:>9.3f}"
             f"{delta:>7.3f}{agree:>7.3f}"
             f"{e['mia']['forget_member_rate']:>7.3f}{e['seconds']:>8.1f}"
             f"{e.get('retrain_time_ratio', float('nan')):>7.2f}"
         )
-    floor = report.get("noise_floor") or {}
+    floor, nan = report.get("noise_floor") or {}, float("nan")
     rows.append(
-        f"{'gold-vs-gold':<18}{'':>7}{'':>9}{floor.get('delta_forget', float('nan')):>7.3f}"
-        f"{floor.get('agreement_forget', float('nan')):>7.3f}"
+        f"{'gold-vs-gold':<18}{'':>{16 + 7 * relabeled}}{floor.get('delta_forget', nan):>7.3f}"
+        f"{floor.get('agreement_forget', nan):>7.3f}"
     )
     if "tmu" in m and "prep_seconds" in m["tmu"]:
         rows.append(
@@ -215,6 +219,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         datasets=args.dataset.split(","),
         settings=args.settings.split(","),
         seeds=args.seeds,
+        first_seed=args.first_seed,
+        controls=args.controls,
         methods=methods,
         out=Path(args.out),
         store=Store(args.store) if args.store else None,
@@ -249,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--forget",
         default="random:0.1",
-        help="random:F | subclass:C:F | class:C[,C] | ids:FILE | ids:I,J",
+        help=" | ".join(k.grammar for k in FORGET_KINDS.values()),
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument(
@@ -288,7 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="random:0.1,subclass:*:0.3",
         help="comma list of forget specs; a class * changes with the seed (1, 3, 5, ...)",
     )
-    b.add_argument("--seeds", type=int, default=5)
+    b.add_argument("--seeds", type=int, default=5, help="how many seeds per setting")
+    b.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the first seed (develop on 0-9, report on 100 and above)",
+    )
+    b.add_argument(
+        "--controls",
+        action="store_true",
+        help="add TMU with random flips and with gold's own flips (an oracle ceiling)",
+    )
     b.add_argument("--methods", default=",".join(RunConfig.methods))
     b.add_argument("--twin-tune", metavar="all|M1,M2", help="also report these methods twin-tuned")
     b.add_argument("--gold-seeds", type=int, default=3)

@@ -97,7 +97,8 @@ class PredictorConfig:
     """The generalization-label predictor (method spec §5)."""
 
     kind: str = "mlp"  # a key of tmu.predictor.PREDICTORS
-    rule: Literal["rate", "threshold"] = "rate"  # rate-matched, or p(easy) >= 0.5
+    # rate-matched, p(easy) >= 0.5, or flip where the twin's expected agreement gain is positive
+    rule: Literal["rate", "threshold", "gain"] = "rate"
     folds: Annotated[int, Field(ge=2, strict=True)] = (
         3  # out-of-fold predictions on H_f, to twin-tune
     )

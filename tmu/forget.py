@@ -5,7 +5,9 @@ The text form (the CLI's `--forget`, the config hash and `config.json`) is ``KIN
 * ``random:F`` — a fraction F of the training set D, drawn by seed;
 * ``subclass:C:F`` — a fraction F of class C's training samples;
 * ``class:C[,C...]`` — whole classes;
-* ``ids:I,J,...`` or ``ids:FILE`` (integers separated by commas, spaces or new lines).
+* ``ids:I,J,...`` or ``ids:FILE`` (integers separated by commas, spaces or new lines);
+* ``mislabeled:F`` — corrective unlearning: a fraction F of D, drawn by seed, carries a wrong label
+  (uniform over the other classes) from the start, and those samples are the forget set.
 
 Classes are ids or names. A class ``*`` stands for a class that changes with the seed (the
 odd class ids, then the even ones: 1, 3, 5, 7, 9, 0, 2, ... for seeds 0, 1, 2, ...), so that a
@@ -100,6 +102,14 @@ def parse_id_tokens(text: str, where: str) -> tuple[int, ...]:
     return tuple(ids)
 
 
+def random_wrong_labels(
+    labels: np.ndarray, num_classes: int, rng: np.random.Generator
+) -> np.ndarray:
+    """A label drawn uniformly from the classes other than each given label."""
+    shift = rng.integers(1, num_classes, size=len(labels))
+    return (np.asarray(labels) + shift) % num_classes
+
+
 def twin_size(holdout: np.ndarray, forget: np.ndarray, min_size: int) -> int:
     """|H_f| for a drawn twin: max(|D_f|, min_size), as far as H holds samples."""
     return min(len(holdout), max(len(forget), min_size))
@@ -110,6 +120,8 @@ class ForgetSpec(ABC):
 
     kind: ClassVar[str]
     grammar: ClassVar[str]
+    relabels: ClassVar[bool] = False
+    """True when the spec changes labels before any model trains (the original depends on it)."""
 
     @classmethod
     @abstractmethod
@@ -144,6 +156,20 @@ class ForgetSpec(ABC):
             want = min(len(members), int(round(n * size / len(forget))))
             picked.append(rng.choice(members, size=want, replace=False))
         return np.sort(np.concatenate(picked)) if picked else np.empty(0, np.int64)
+
+    def trained_labels(
+        self, labels: np.ndarray, forget: np.ndarray, num_classes: int, seed: int
+    ) -> np.ndarray:
+        """The labels every model trains on, given the pool's `labels` and the resolved forget
+        set: the pool's own, except for a kind that `relabels`."""
+        return labels
+
+    def twin_labels(
+        self, labels: np.ndarray, twin_forget: np.ndarray, num_classes: int, seed: int
+    ) -> np.ndarray:
+        """The labels of the twin problem (its H_f mirrors D_f): `labels` unless the kind
+        `relabels`."""
+        return labels
 
     def resolve(
         self, labels: np.ndarray, train: np.ndarray, classes: tuple[str, ...], seed: int
@@ -336,9 +362,48 @@ class IdsForget(ForgetSpec):
         return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _relabel(labels: np.ndarray, ids: np.ndarray, num_classes: int, rng) -> np.ndarray:
+    out = np.array(labels, copy=True)
+    out[ids] = random_wrong_labels(out[ids], num_classes, rng)
+    return out
+
+
+@dataclass(frozen=True)
+class MislabeledForget(RandomForget):
+    """Corrective unlearning ("remove the images we labelled wrong"): a `fraction` of D, drawn
+    like `random:F`, gets a wrong label before any model trains, and is the forget set. The
+    original memorises the wrong labels; the gold model, which never saw them, predicts the true
+    class for most. The twin mirrors it: a random part of H, mislabeled the same way, is H_f."""
+
+    kind: ClassVar[str] = "mislabeled"
+    grammar: ClassVar[str] = "mislabeled:F"
+    relabels: ClassVar[bool] = True
+
+    def describe(self):
+        return f"{self.fraction:.0%} of the training set, mislabeled"
+
+    def select(self, labels, train, classes, seed):
+        if len(classes) < 2:
+            raise ForgetSpecError(f"forget spec {str(self)!r} needs at least 2 classes")
+        return super().select(labels, train, classes, seed)
+
+    def trained_labels(self, labels, forget, num_classes, seed):
+        return _relabel(labels, forget, num_classes, np.random.default_rng([seed, 0x3A]))
+
+    def twin_labels(self, labels, twin_forget, num_classes, seed):
+        return _relabel(labels, twin_forget, num_classes, np.random.default_rng([seed, 0x3B]))
+
+
 FORGET_KINDS: dict[str, type[ForgetSpec]] = {
-    k.kind: k for k in (RandomForget, SubclassForget, ClassForget, IdsForget)
+    k.kind: k for k in (RandomForget, SubclassForget, ClassForget, IdsForget, MislabeledForget)
 }
+
+
+def relabels(text: str) -> bool:
+    """True when the forget spec `text` changes training labels (without parsing its body, so an
+    `ids:FILE` whose file has gone is no error here)."""
+    kind = FORGET_KINDS.get(str(text).partition(":")[0])
+    return kind is not None and kind.relabels
 
 
 def parse_forget(text: str | ForgetSpec) -> ForgetSpec:

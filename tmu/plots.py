@@ -28,6 +28,12 @@ CAPTIONS = {
         "Each dot is a training sample placed by the original model's penultimate features; drag "
         "a box or lasso to add samples to the forget set (selected ones are ringed)."
     ),
+    "headline": (
+        "Aligned with gold: each method's bars match gold's. Accuracy on the forget set should "
+        "fall to gold's level, not to zero; agreement counts the forget samples where the model "
+        "predicts gold's own class (gold-vs-gold for reference). For mislabeled images, the "
+        "labelled accuracy falls and accuracy against the true labels rises toward gold."
+    ),
     "per_class": (
         "Aligned with gold: each method's bar sits inside the gold band (min–max over gold "
         "seeds), not at the original model's height on the forget set."
@@ -346,6 +352,57 @@ def mia_figure(report: dict, methods: list[str] | None = None) -> go.Figure:
     )
 
 
+def forget_headline(report: dict) -> go.Figure:
+    """The forget set at a glance: accuracy (on the labels trained on), agreement with gold and,
+    for a mislabeled request, accuracy against the true labels, for the original, gold (mean
+    over seeds; agreement = gold-vs-gold) and every method."""
+    models, golds = report["models"], report["models"]["gold"]
+    names = ["original", "gold", *method_names(report)]
+    floor = (report.get("noise_floor") or {}).get("agreement_forget")
+
+    def figures(name: str) -> dict[str, float]:
+        if name == "gold":
+            out = {
+                "accuracy on D_f": float(np.mean([g["acc"]["forget"] for g in golds])),
+                "agreement with gold": _nan(floor),
+            }
+            if "acc_true_forget" in golds[0]:
+                out["accuracy vs true labels"] = float(
+                    np.mean([g["acc_true_forget"] for g in golds])
+                )
+            return out
+        e = models[name]
+        out = {
+            "accuracy on D_f": e["acc"]["forget"],
+            "agreement with gold": e["vs_gold"]["agreement_forget"],
+        }
+        if "acc_true_forget" in e:
+            out["accuracy vs true labels"] = e["acc_true_forget"]
+        return out
+
+    rows = {n: figures(n) for n in names}
+    colors = {"original": ORIGINAL, "gold": GOLD}
+    fig = go.Figure()
+    for i, n in enumerate(names):
+        fig.add_trace(
+            go.Bar(
+                x=list(rows[n]),
+                y=list(rows[n].values()),
+                name=n,
+                marker_color=colors.get(n, _color(i - 2)),
+                text=[f"{v:.2f}" for v in rows[n].values()],
+                textposition="outside",
+            )
+        )
+    return fig.update_layout(
+        barmode="group",
+        title="The forget set: accuracy and agreement with gold",
+        height=360,
+        yaxis=dict(title="fraction of D_f", range=[0, 1.12]),
+        margin=dict(t=40, b=40, l=40, r=10),
+    )
+
+
 def compare_rows(report: dict) -> list[dict]:
     """One row per method: the leaderboard's columns."""
     rows = []
@@ -360,6 +417,11 @@ def compare_rows(report: dict) -> list[dict]:
                 "per-class Δ": vs["per_class_delta_forget"],
                 "test acc": e["acc"]["test"],
                 "forget acc": e["acc"]["forget"],
+                **(
+                    {"forget acc (true labels)": e["acc_true_forget"]}
+                    if "acc_true_forget" in e
+                    else {}
+                ),
                 "MIA member rate": e["mia"]["forget_member_rate"],
                 "MIA AUC": e["mia"]["auc_forget_vs_test"],
                 "seconds": e["seconds"],

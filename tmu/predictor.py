@@ -78,17 +78,49 @@ def make_predictor(kind: str, **params):
     return PREDICTORS[kind](**params)
 
 
-def decide_easy(p_easy: np.ndarray, rule: str, easy_rate: float) -> np.ndarray:
+RULES = ("rate", "threshold", "gain")
+
+
+def decide_easy(
+    p_easy: np.ndarray, rule: str, easy_rate: float, threshold: float = 0.5
+) -> np.ndarray:
     """Boolean easy mask. `rate`: the top round(easy_rate * n) samples by p(easy) are easy (ties
-    broken by position); `threshold`: p(easy) >= 0.5."""
+    broken by position); `threshold`: p(easy) >= 0.5; `gain`: p(easy) >= `threshold`, the
+    twin-fitted point where flipping starts to gain agreement (see `gain_threshold`)."""
     if rule == "threshold":
         return p_easy >= 0.5
+    if rule == "gain":
+        return p_easy >= threshold
     if rule != "rate":
-        raise ValueError(f"unknown decision rule {rule!r}; valid rules: ['rate', 'threshold']")
+        raise ValueError(f"unknown decision rule {rule!r}; valid rules: {list(RULES)}")
     n_easy = int(round(float(np.clip(easy_rate, 0.0, 1.0)) * len(p_easy)))
     mask = np.zeros(len(p_easy), dtype=bool)
     mask[np.argsort(-p_easy, kind="stable")[:n_easy]] = True
     return mask
+
+
+def gain_threshold(oof_easy: np.ndarray, g: np.ndarray, flip_match: float) -> float:
+    """The raw p(easy) below which flipping a sample is expected to raise agreement with gold.
+
+    Flipping x gains an agreement when gold gets x wrong *and* the flipped label is gold's
+    (probability p_hard * flip_match) and loses one when gold gets x right (1 - p_hard); so flip
+    iff calibrated p_hard > 1 / (1 + flip_match). p_hard is calibrated by Platt scaling of the
+    twin's out-of-fold p(easy) against its labels g; the threshold is mapped back to raw p(easy)
+    (the scaling is monotone). A predictor that does not rank (slope <= 0) or a twin without both
+    labels gives 0: nothing is flipped."""
+    if len(np.unique(g)) < 2 or flip_match <= 0:
+        return 0.0
+    from sklearn.linear_model import LogisticRegression  # imported when used: a slow import
+
+    eps = 1e-6
+    z = np.log(np.clip(oof_easy, eps, 1 - eps) / np.clip(1 - oof_easy, eps, 1 - eps))
+    platt = LogisticRegression(C=1e4).fit(z[:, None], g)
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    if a <= 0:
+        return 0.0
+    p_easy_cal = 1.0 - 1.0 / (1.0 + flip_match)  # calibrated p(easy) at the break-even point
+    z_cal = np.log(p_easy_cal / (1 - p_easy_cal))
+    return float(1.0 / (1.0 + np.exp(-(z_cal - b) / a)))
 
 
 def out_of_fold_proba(

@@ -37,8 +37,13 @@ def build_report(
     golds = [probs[f"gold_{k}"]["forget"] for k in range(len(trained.golds))]
     gold_seconds = float(np.mean([g.seconds for g in trained.golds]))
 
+    truth = data.true_labels[s.forget] if data.relabeled else None
+
     def entry(name: str, seconds: float, cached: bool) -> dict:
-        return {**ev.model_summary(probs[name], y, k_cls), "seconds": seconds, "cached": cached}
+        out = {**ev.model_summary(probs[name], y, k_cls), "seconds": seconds, "cached": cached}
+        if truth is not None:  # mislabeled: also score D_f against the labels before corruption
+            out["acc_true_forget"] = ev.accuracy(probs[name]["forget"], truth)
+        return out
 
     models = {
         "original": entry("original", trained.original.seconds, trained.original.cached),
@@ -75,6 +80,7 @@ def build_report(
                 "forget": len(s.forget),
                 "retain": len(s.retain),
             },
+            "relabeled_forget": int((truth != y["forget"]).sum()) if truth is not None else 0,
         },
         "device": str(data.device),
         "methods": list(unlearned),

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from .artifacts import Store, atomic_write, load_state_dict, save_state_dict, write_json
 from .config import RunConfig, from_dict, to_dict
 from .data import load_dataset
+from .forget import parse_forget, relabels
 from .models import build_model
 from .pipeline import Result, StageProgress, execute
 from .report import Probs, evaluate_result
@@ -93,7 +95,8 @@ def run_to_folder(
 @dataclass
 class LoadedRun:
     """A finished run: `.models` (name -> eval-mode module), `.split` (name -> id array),
-    `.dataset` (the full pool as a torch Dataset of model-ready (x, y)), `.report`, `.config`,
+    `.dataset` (the full pool as a torch Dataset of model-ready (x, y), y being the labels the run
+    trained on: for `mislabeled:F` the forget set's wrong ones), `.report`, `.config`,
     `.predictions` (name -> array, see write_run)."""
 
     path: Path
@@ -126,7 +129,13 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
     dataset = None
     if load_data:
         pool = load_dataset(config.dataset, config.data_root)
-        dataset = TensorDataset(pool.x, pool.y)
+        y = pool.y
+        if relabels(config.forget):
+            trained = parse_forget(config.forget).trained_labels(
+                pool.y.numpy(), split["forget"], pool.num_classes, config.seed
+            )
+            y = torch.as_tensor(trained)
+        dataset = TensorDataset(pool.x, y)
     preds = {}
     if (path / "predictions.npz").is_file():
         with np.load(path / "predictions.npz", allow_pickle=False) as data:

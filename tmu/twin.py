@@ -19,7 +19,7 @@ from torch import nn
 from .config import PredictorConfig, TrainConfig, TwinConfig
 from .features import IQRScaler
 from .models import clone_model
-from .predictor import decide_easy, make_predictor, out_of_fold_proba
+from .predictor import decide_easy, gain_threshold, make_predictor, out_of_fold_proba
 from .training import Part, Progress, fit, predict, train_from_scratch
 
 logger = logging.getLogger(__name__)
@@ -99,24 +99,40 @@ class FittedPredictor:
     rule: str
     oof_proba: np.ndarray  # p(easy) on H_f from predictors that never saw the sample
     oof_easy: np.ndarray  # the decision rule applied to oof_proba
+    threshold: float = 0.5  # the `gain` rule's p(easy) threshold, fitted on the twin
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p(easy), easy mask) for raw features of the real forget set."""
         proba = self.predictor.predict_proba_easy(self.scaler.transform(features))
-        return proba, decide_easy(proba, self.rule, self.easy_rate)
+        return proba, decide_easy(proba, self.rule, self.easy_rate, self.threshold)
+
+
+def flip_match_rate(twin_probs: np.ndarray, gold_probs: np.ndarray, labels: np.ndarray) -> float:
+    """On the twin's hard samples (the twin gold M_o gets them wrong): how often TMU's flip label
+    (the runner-up class of the twin model M_t) is the twin gold's own wrong label; 0 if none."""
+    from .unlearn.tmu import runner_up_labels
+
+    hard = gold_probs.argmax(1) != labels
+    if not hard.any():
+        return 0.0
+    flip = runner_up_labels(twin_probs[hard], labels[hard])
+    return float((flip == gold_probs[hard].argmax(1)).mean())
 
 
 def fit_predictor(
-    features: np.ndarray, g: np.ndarray, cfg: PredictorConfig, seed: int
+    features: np.ndarray, g: np.ndarray, cfg: PredictorConfig, seed: int, flip_match: float = 1.0
 ) -> FittedPredictor:
-    """Fit scaler + predictor on the twin set (features of H_f under M_t, labels g from M_o)."""
+    """Fit scaler + predictor on the twin set (features of H_f under M_t, labels g from M_o).
+    `flip_match` (flip_match_rate) sets the `gain` rule's threshold."""
     scaler = IQRScaler().fit(features)
     X = scaler.transform(features)
     params = {"epochs": cfg.epochs, "lr": cfg.lr}
     predictor = make_predictor(cfg.kind, seed=seed, **params).fit(X, g)
     oof = out_of_fold_proba(cfg.kind, X, g, cfg.folds, seed, **params)
     rate = float(g.mean())
-    return FittedPredictor(scaler, predictor, rate, cfg.rule, oof, decide_easy(oof, cfg.rule, rate))
+    threshold = gain_threshold(oof, g, flip_match) if cfg.rule == "gain" else 0.5
+    oof_easy = decide_easy(oof, cfg.rule, rate, threshold)
+    return FittedPredictor(scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold)
 
 
 def spread_ratio(points: np.ndarray, labels: np.ndarray, selected: np.ndarray) -> float:

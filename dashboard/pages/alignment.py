@@ -1,4 +1,5 @@
-"""Alignment: per-class accuracy vs gold (with the seed band), the gaps to gold against the noise
+"""Alignment: the forget set at a glance (accuracy, agreement, true-label accuracy), per-class
+accuracy vs gold (with the seed band), the gaps to gold against the noise
 floor, the 2×2 alignment table with misaligned thumbnails, the predictor view and MIA."""
 
 import streamlit as st
@@ -14,6 +15,9 @@ if path is None:
 lr = service.load(path)
 report = lr.report
 method = ui.method_picker(lr, Key.ALIGN_METHOD)
+
+st.plotly_chart(plots.forget_headline(report), key="headline")
+ui.caption("headline")
 
 st.subheader("Per-class accuracy: unlearned vs gold vs original")
 for tab, which in zip(st.tabs(["forget", "retain", "test"]), ("forget", "retain", "test")):

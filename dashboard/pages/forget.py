@@ -1,5 +1,6 @@
-"""Forget set: random fraction, whole classes, a fraction of one class, or point and click
-(embedding scatter with box / lasso, thumbnail table with row checkboxes, id-list upload)."""
+"""Forget set: random fraction, whole classes, a fraction of one class, point and click
+(embedding scatter with box / lasso, thumbnail table with row checkboxes, id-list upload), or
+mislabeled images (corrective unlearning: a random fraction trained with wrong labels)."""
 
 import streamlit as st
 
@@ -16,7 +17,7 @@ except ValueError as err:
     st.stop()
 classes = list(range(len(info.classes)))
 name = lambda c: f"{c}: {info.classes[c]}" if info.classes[c] != str(c) else str(c)  # noqa: E731
-random_mode, classes_mode, subclass_mode, _ = service.FORGET_MODES
+random_mode, classes_mode, subclass_mode, _, mislabeled_mode = service.FORGET_MODES
 
 
 def embedding_tab() -> None:
@@ -100,6 +101,20 @@ elif mode == subclass_mode:
     c1, c2 = st.columns(2)
     c1.selectbox("Class", classes, format_func=name, key=Key.SUB_CLASS)
     c2.slider("Fraction of that class", 0.01, 0.99, step=0.01, key=Key.SUB_FRACTION)
+elif mode == mislabeled_mode:
+    st.slider(
+        "Fraction of the training set D given a wrong label",
+        0.01,
+        0.5,
+        step=0.01,
+        key=Key.MISLABELED_FRACTION,
+    )
+    st.info(
+        "Corrective unlearning: these samples carry a wrong label (uniform over the other "
+        "classes) before any model trains, as if annotators had slipped. The original memorises "
+        "the wrong labels; a model retrained without them (gold) predicts the true class for "
+        "most. Unlearning should move the model there, not merely away from the wrong label."
+    )
 else:
     for tab, draw in zip(
         st.tabs(["Embedding", "Thumbnail table", "Upload / download"]),
@@ -124,9 +139,8 @@ else:
         {"class": list(check.per_class), "samples": list(check.per_class.values())},
         hide_index=False,
     )
-    st.image(
-        service.images(dataset, check.ids[:16]), width=56, caption=[str(i) for i in check.ids[:16]]
-    )
+    captions = service.forget_captions(check, dataset, 16)
+    st.image(service.images(dataset, check.ids[:16]), width=56, caption=captions)
     st.download_button(
         "Download the id list",
         service.id_list_text(check.ids),

@@ -38,6 +38,7 @@ from .forget import (
     add_ids,
     check_forget,
     clear_selection,
+    forget_captions,
     forget_spec,
     id_list_text,
     ids_from_selection,
@@ -70,7 +71,16 @@ from .runs import (
     run_label,
     submit_run,
 )
-from .state import DEFAULT_METHODS, FORGET_MODES, POINT_AND_CLICK, Key, State, defaults, init_state
+from .state import (
+    DEFAULT_METHODS,
+    FORGET_MODES,
+    MISLABELED,
+    POINT_AND_CLICK,
+    Key,
+    State,
+    defaults,
+    init_state,
+)
 
 __all__ = [
     "add_ids",
@@ -100,6 +110,7 @@ __all__ = [
     "export_json",
     "finished_runs",
     "FORGET_MODES",
+    "forget_captions",
     "forget_spec",
     "ForgetCheck",
     "gallery",
@@ -113,6 +124,7 @@ __all__ = [
     "load",
     "make_config",
     "methods",
+    "MISLABELED",
     "models",
     "parse_id_list",
     "POINT_AND_CLICK",

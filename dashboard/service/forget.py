@@ -13,13 +13,14 @@ from tmu.forget import (
     ForgetSpec,
     ForgetSpecError,
     IdsForget,
+    MislabeledForget,
     RandomForget,
     SubclassForget,
     parse_id_tokens,
 )
 
 from .data import pool, roles
-from .state import CLASSES, RANDOM, SUBCLASS, Key, State
+from .state import CLASSES, MISLABELED, RANDOM, SUBCLASS, Key, State
 
 NOTHING_PICKED = (
     "no sample selected yet: drag a box or lasso on the embedding, tick rows in the table, "
@@ -38,6 +39,8 @@ def forget_spec(state: State) -> ForgetSpec:
         return ClassForget(tuple(str(int(c)) for c in state[Key.CLASSES]))
     if mode == SUBCLASS:
         return SubclassForget(str(int(state[Key.SUB_CLASS])), float(state[Key.SUB_FRACTION]))
+    if mode == MISLABELED:
+        return MislabeledForget(float(state[Key.MISLABELED_FRACTION]))
     if not state[Key.SELECTION]:
         raise ForgetSpecError(NOTHING_PICKED)
     return IdsForget(tuple(sorted(int(i) for i in state[Key.SELECTION])))
@@ -52,6 +55,17 @@ class ForgetCheck:
     per_class: dict[str, int]
     error: str | None = None
     warning: str | None = None
+    given: np.ndarray | None = None  # the wrong labels of a mislabeled request, by `ids`
+
+
+def forget_captions(check: ForgetCheck, dataset: str, n: int) -> list[str]:
+    """Captions of the first `n` forget samples: the id, and for a mislabeled request
+    "id: true class→given label"."""
+    shown = check.ids[:n]
+    if check.given is None:
+        return [str(i) for i in shown]
+    true = pool(dataset).y.numpy()[shown]
+    return [f"{i}: {t}→{g}" for i, t, g in zip(shown, true, check.given[:n])]
 
 
 def check_forget(state: State) -> ForgetCheck:
@@ -71,12 +85,16 @@ def check_forget(state: State) -> ForgetCheck:
     counts = np.bincount(p.y.numpy()[ids], minlength=p.num_classes)
     per_class = {str(p.classes[c]): int(n) for c, n in enumerate(counts) if n}
     few = isinstance(spec, IdsForget) and len(ids) < FEW
+    given = (
+        spec.trained_labels(p.y.numpy(), ids, p.num_classes, seed)[ids] if spec.relabels else None
+    )
     return ForgetCheck(
         str(spec),
         ids,
         per_class,
         None,
         "very few samples: the gaps to gold will be noisy" if few else None,
+        given,
     )
 
 

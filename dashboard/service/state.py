@@ -25,6 +25,7 @@ class Key:
     CLASSES = "w.classes"
     SUB_CLASS = "w.sub_class"
     SUB_FRACTION = "w.sub_fraction"
+    MISLABELED_FRACTION = "w.mislabeled_fraction"
     METHODS = "w.methods"
     GOLD_SEEDS = "w.gold_seeds"
     DEVICE = "w.device"
@@ -45,8 +46,14 @@ class Key:
     COMPARE_METRIC = "cmp.metric"
 
 
-FORGET_MODES = ("random fraction", "whole classes", "fraction of one class", "point and click")
-RANDOM, CLASSES, SUBCLASS, POINT_AND_CLICK = FORGET_MODES
+FORGET_MODES = (
+    "random fraction",
+    "whole classes",
+    "fraction of one class",
+    "point and click",
+    "mislabeled images",
+)
+RANDOM, CLASSES, SUBCLASS, POINT_AND_CLICK, MISLABELED = FORGET_MODES
 DEFAULT_METHODS = ("tmu", "finetune")
 
 
@@ -62,6 +69,7 @@ def defaults() -> dict[str, Any]:
         Key.CLASSES: [3],
         Key.SUB_CLASS: 3,
         Key.SUB_FRACTION: 0.1,
+        Key.MISLABELED_FRACTION: 0.1,
         Key.METHODS: list(DEFAULT_METHODS),
         Key.GOLD_SEEDS: 3,
         Key.DEVICE: "auto",

@@ -37,7 +37,7 @@ def test_pages_without_a_run(tmp_path, monkeypatch, tmu_home):
 
 @pytest.mark.parametrize(
     "page, charts",
-    [("data", 1), ("forget", 0), ("run", 0), ("alignment", 6), ("attributions", 1), ("compare", 1)],
+    [("data", 1), ("forget", 0), ("run", 0), ("alignment", 7), ("attributions", 1), ("compare", 1)],
 )
 def test_every_page_launches(tiny_run, page, charts):
     at = goto(app(), page)
@@ -48,7 +48,14 @@ def test_every_page_launches(tiny_run, page, charts):
 
 
 @pytest.mark.parametrize(
-    "mode", ["random fraction", "whole classes", "fraction of one class", "point and click"]
+    "mode",
+    [
+        "random fraction",
+        "whole classes",
+        "fraction of one class",
+        "point and click",
+        "mislabeled images",
+    ],
 )
 def test_forget_modes(tiny_run, mode):
     at = goto(app(), "forget")

@@ -15,6 +15,11 @@ def test_report_figures(tiny_run):
     assert len(fig.data) == 2 + len(methods) and fig.data[0].error_y.array is not None
     for which in plots.SETS:
         plots.per_class_accuracy(report, which)
+    head = plots.forget_headline(report)
+    assert [t.name for t in head.data] == ["original", "gold", *methods]
+    assert list(head.data[0].x) == ["accuracy on D_f", "agreement with gold"]
+    assert head.data[2].y[1] == report["models"]["tmu"]["vs_gold"]["agreement_forget"]
+    assert head.data[1].y[1] == report["noise_floor"]["agreement_forget"]
     gaps = plots.gaps_to_gold(report, "tmu")
     assert len(gaps.data) == 2 and gaps.data[1].name == "gold-vs-gold noise floor"
     assert (
@@ -52,3 +57,15 @@ def test_array_figures():
         "all zero" in (a.text or "") for a in grid.layout.annotations
     )
     assert plots.class_counts(np.array([3, 4]), ["x", "y"]).data[0].y == (3, 4)
+
+
+def test_headline_adds_true_label_accuracy_for_a_mislabeled_report(tiny_run):
+    report = load_run(tiny_run, load_data=False).report
+    for e in [report["models"]["original"], *report["models"]["gold"], report["models"]["tmu"]]:
+        e["acc_true_forget"] = 0.5
+    for m in plots.method_names(report):
+        report["models"][m]["acc_true_forget"] = 0.25
+    head = plots.forget_headline(report)
+    assert list(head.data[0].x)[-1] == "accuracy vs true labels"
+    assert head.data[1].y[-1] == 0.5 and head.data[2].y[-1] == 0.25
+    assert plots.compare_rows(report)[0]["forget acc (true labels)"] == 0.25

@@ -29,6 +29,7 @@ def test_service_imports_without_streamlit():
         ("random fraction", "random:0.1"),
         ("whole classes", "class:3"),
         ("fraction of one class", "subclass:3:0.3"),
+        ("mislabeled images", "mislabeled:0.1"),
     ],
 )
 def test_forget_modes_resolve(tmu_home, mode, spec):
@@ -38,8 +39,16 @@ def test_forget_modes_resolve(tmu_home, mode, spec):
     state["w.forget_mode"] = mode
     check = service.check_forget(state)
     assert check.spec == spec and check.error is None and len(check.ids) > 0
-    if mode != "random fraction":
+    if mode in ("whole classes", "fraction of one class"):
         assert list(check.per_class) == ["3"]
+    captions = service.forget_captions(check, "digits", 4)
+    if mode == "mislabeled images":
+        # id: true class→given label, and the given label is always another class
+        true = service.pool("digits").y.numpy()[check.ids]
+        assert (check.given != true).all() and len(check.given) == len(check.ids)
+        assert captions[0] == f"{check.ids[0]}: {true[0]}→{check.given[0]}"
+    else:
+        assert check.given is None and captions == [str(i) for i in check.ids[:4]]
 
 
 def test_point_and_click_selection(tmu_home):

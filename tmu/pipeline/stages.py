@@ -14,7 +14,7 @@ from torch import nn
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
 from ..data import Pool, load_dataset
-from ..forget import ForgetSpec, parse_forget
+from ..forget import ForgetSpec, parse_forget, relabels
 from ..models import resolve_device
 from ..splits import make_splits
 from ..training import embed
@@ -42,9 +42,9 @@ def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:
     """Load the dataset, split it by seed into D / H / T and resolve the forget set."""
     forget = forget or parse_forget(cfg.forget)
     pool, device = load_dataset(cfg.dataset, cfg.data_root), resolve_device(cfg.device)
-    labels, split = pool.y.numpy(), cfg.split
+    truth, split = pool.y.numpy(), cfg.split
     splits = make_splits(
-        labels,
+        truth,
         forget,
         holdout=split.holdout,
         test=split.test,
@@ -52,16 +52,22 @@ def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:
         classes=pool.classes,
         official_test=pool.official_test,
     )
+    labels = forget.trained_labels(truth, splits.forget, pool.num_classes, cfg.seed)
     sizes = [len(splits.train), len(splits.holdout), len(splits.test), len(splits.forget)]
     logger.info("dataset %s: |D|=%d |H|=%d |T|=%d |D_f|=%d on %s", cfg.dataset, *sizes, device)
-    return Data(pool, pool_inputs(pool, device), labels, splits, forget, device, cfg.model)
+    x = pool_inputs(pool, device)
+    return Data(pool, x, labels, splits, forget, device, cfg.model, true_labels=truth)
 
 
 def base_key(cfg: RunConfig) -> str:
     """The store key of the original model: it depends on the data, split, seed, model and recipe
-    only, never on the forget set."""
+    only, not on the forget set, unless the forget kind changes labels before training
+    (`mislabeled:F`)."""
     split, train = to_dict(cfg.split), to_dict(cfg.train)
-    return config_key("original", cfg.dataset, cfg.data_root, split, cfg.seed, cfg.model, train)
+    parts = ["original", cfg.dataset, cfg.data_root, split, cfg.seed, cfg.model, train]
+    if relabels(cfg.forget):
+        parts.append(str(parse_forget(cfg.forget)))
+    return config_key(*parts)
 
 
 def cached(

@@ -13,7 +13,14 @@ from torch import nn
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
 from ..features import FeatureContext, compute_features
-from ..twin import FittedPredictor, accuracy_on, fit_predictor, train_curriculum, train_twin_model
+from ..twin import (
+    FittedPredictor,
+    accuracy_on,
+    fit_predictor,
+    flip_match_rate,
+    train_curriculum,
+    train_twin_model,
+)
 from ..tuning import twin_tune
 from ..unlearn import METHODS, Env, Problem
 from .plan import method_entries
@@ -30,13 +37,15 @@ def prepare_twin(
     s, dev, o = data.splits, data.device, original.model
     report = lambda f: progress("twin", f)  # noqa: E731
     h_f = data.forget.twin(data.labels, s.holdout, s.forget, cfg.twin.min_size, cfg.seed)
+    # The twin's labels: the run's own, with H_f mislabeled too when D_f is (`mislabeled:F`).
+    labels = data.forget.twin_labels(data.labels, h_f, data.pool.num_classes, cfg.seed)
     if len(h_f) < 2:
         raise ValueError(
             f"the holdout set has {len(h_f)} sample(s) of the forget set's classes; "
             "the twin problem needs at least 2 (use a larger holdout fraction)"
         )
     key = config_key("twin", base_key(cfg), h_f, to_dict(cfg.twin))
-    target = accuracy_on(o, data.x, data.labels, s.train, dev)
+    target = accuracy_on(o, data.x, labels, s.train, dev)
     twin = cached(
         store,
         data,
@@ -45,7 +54,7 @@ def prepare_twin(
         lambda: train_twin_model(
             o,
             data.x,
-            data.labels,
+            labels,
             s.train,
             h_f,
             target,
@@ -64,7 +73,7 @@ def prepare_twin(
         lambda: train_curriculum(
             lambda: data.build(seed),
             data.x,
-            data.labels,
+            labels,
             d_and_h_f,
             cfg.twin,
             device=dev,
@@ -73,14 +82,19 @@ def prepare_twin(
         ),
     )
     features, g, feature_seconds = twin_features(
-        cfg, data, o, twin.model, curriculum.model, h_f, key, store
+        cfg, data, labels, o, twin.model, curriculum.model, h_f, key, store
     )
     report(0.9)
     embedding, embedding_seconds = train_embedding(cfg, data, o, store)
     start = time.perf_counter()
-    fitted = fit_predictor(features, g, cfg.predictor, cfg.seed)
+    match = (
+        flip_match_rate(data.predict(twin.model, h_f), data.predict(o, h_f), labels[h_f])
+        if cfg.predictor.rule == "gain"
+        else 1.0
+    )
+    fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match)
     fit_seconds = time.perf_counter() - start
-    tuning = tune_methods(cfg, data, o, twin.model, h_f, fitted, key, store)
+    tuning = tune_methods(cfg, data, labels, o, twin.model, h_f, fitted, key, store)
     report(1.0)
     # The reusable twin preparation shared by all methods, from each part's measured (possibly
     # stored) time; a method's own twin-tuning time is added to it in its report entry.
@@ -91,6 +105,7 @@ def prepare_twin(
 def twin_features(
     cfg: RunConfig,
     data: Data,
+    labels: np.ndarray,
     original: nn.Module,
     twin_model: nn.Module,
     curriculum: nn.Module,
@@ -98,8 +113,8 @@ def twin_features(
     twin_key: str,
     store: Store,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Raw features of H_f under M_t (reference D), the twin labels g = [M_o right] and the
-    seconds they took when first computed."""
+    """Raw features of H_f under M_t (reference D), the twin labels g = [M_o right] (against the
+    twin's `labels`) and the seconds they took when first computed."""
     key = config_key("twin-features", twin_key, to_dict(cfg.features))
     arrays = store.load_arrays(key)
     if arrays is None:
@@ -108,13 +123,13 @@ def twin_features(
             twin_model,
             curriculum,
             data.x,
-            data.labels,
+            labels,
             h_f,
             data.splits.train,
             data.device,
             cfg.features,
         )
-        g = (data.predict(original, h_f).argmax(1) == data.labels[h_f]).astype(np.int64)
+        g = (data.predict(original, h_f).argmax(1) == labels[h_f]).astype(np.int64)
         arrays = {"features": compute_features(ctx, cfg.features.features), "g": g}
         arrays["seconds"] = np.array(time.perf_counter() - start)
         store.save_arrays(key, **arrays)
@@ -124,6 +139,7 @@ def twin_features(
 def tune_methods(
     cfg: RunConfig,
     data: Data,
+    labels: np.ndarray,
     original: nn.Module,
     twin_model: nn.Module,
     h_f: np.ndarray,
@@ -134,7 +150,7 @@ def tune_methods(
     """Twin-tune every method that has a tuned entry: unlearn (M_t, H_f) and score against M_o."""
     gold_probs = data.predict(original, h_f)
     problem = Problem(
-        data.x, data.labels, data.splits.train, h_f, data.pool.num_classes, fitted.oof_easy
+        data.x, labels, data.splits.train, h_f, data.pool.num_classes, fitted.oof_easy
     )
     env, chosen = Env(data.device, cfg.seed, data.build), {}
     for name in dict.fromkeys(e.method for e in method_entries(cfg) if e.tuned):

@@ -30,11 +30,17 @@ class Data:
 
     pool: Pool
     x: torch.Tensor  # (N, C, H, W) on `device` when small enough, else on the CPU
-    labels: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64: the labels models train on and are scored against
     splits: Splits
     forget: ForgetSpec
     device: torch.device
     model: str  # registry name of the architecture
+    true_labels: np.ndarray | None = None  # the pool's labels where `labels` differ (mislabeled)
+
+    @property
+    def relabeled(self) -> bool:
+        """True when some training labels differ from the pool's (a `mislabeled:F` request)."""
+        return self.true_labels is not None and not np.array_equal(self.true_labels, self.labels)
 
     def build(self, seed: int | None = None) -> nn.Module:
         """A fresh network of the run's architecture (initialised under `seed` when given)."""
@@ -43,7 +49,7 @@ class Data:
     def scratch(
         self, ids: np.ndarray, recipe: TrainConfig, seed: int, progress: Progress
     ) -> nn.Module:
-        """A fresh network trained from scratch on pool ids `ids` with their true labels."""
+        """A fresh network trained from scratch on pool ids `ids` with their training labels."""
         return train_from_scratch(
             self.build,
             self.x,

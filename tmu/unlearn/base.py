@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from ..forget import random_wrong_labels  # noqa: F401  (re-exported: methods draw wrong labels)
 from ..training import Loss, Part, Progress, fit, weighted_cross_entropy
 from ..models import clone_model
 
@@ -51,14 +52,6 @@ def stage_env(env: Env, k: int, n: int) -> Env:
     if env.progress is None:
         return env
     return replace(env, progress=lambda frac: env.progress((k + frac) / n))
-
-
-def random_wrong_labels(
-    labels: np.ndarray, num_classes: int, rng: np.random.Generator
-) -> np.ndarray:
-    """A label drawn uniformly from the classes other than each true label."""
-    shift = rng.integers(1, num_classes, size=len(labels))
-    return (labels + shift) % num_classes
 
 
 def _check_type(method: str, key: str, value: Any, default: Any) -> None:

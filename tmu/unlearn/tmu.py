@@ -41,6 +41,7 @@ class TMU(Method):
         "retain_ratio": 2.0,
         "hard_label": "runner_up",
         "orphan_oversample": 4,
+        "train_easy": True,
     }
     # Explicit points rather than a full product, to keep twin-tuning cheap; oversample 0 lets the
     # twin decide that flipping does more harm than good (a weak predictor, a tiny forget set).
@@ -87,7 +88,15 @@ class TMU(Method):
         parts = [
             Part(r, problem.labels[r], per_epoch=n_retain - n_retain // 2),
             Part(r_same, problem.labels[r_same], per_epoch=n_retain // 2 if len(r_same) else 0),
-            Part(f_easy, problem.labels[f_easy], noise=float(p["sigma"])),
+            # Without `train_easy`, predicted-easy samples are left to the retain fine-tuning:
+            # whatever the model keeps of them by generalization (as in gold), nothing by
+            # rehearsal.
+            Part(
+                f_easy,
+                problem.labels[f_easy],
+                noise=float(p["sigma"]),
+                per_epoch=len(f_easy) if p["train_easy"] else 0,
+            ),
             Part(
                 f_hard,
                 self._wrong_labels(original, problem, f_hard, env),
