@@ -92,7 +92,13 @@ def test_scrub_stays_close_to_the_original_on_retain_and_moves_away_on_forget(ti
     out = run("scrub", tiny, cls3, epochs=3, lr=0.01, max_epochs=2)
     problem = make_problem(tiny, cls3)
     kl_f, kl_r = _kl_to_original(out, tiny, cls3), _kl_to_original(out, tiny, problem.retain)
-    assert kl_r < 0.05 and kl_f > 5 * kl_r
+    # With the paper's weights (CE 0.99, KL 0.001) the min-steps are mostly retain fine-tuning:
+    # retain accuracy holds (here it rises), while the max-steps push D_f far from the teacher.
+    retain_acc, original_acc = (
+        _acc(out, tiny, problem.retain),
+        _acc(tiny.model, tiny, problem.retain),
+    )
+    assert retain_acc >= original_acc - 0.02 and kl_f > 20 * kl_r and _acc(out, tiny, cls3) < 0.5
 
 
 def test_salun_changes_only_the_salient_weights(tiny, forget):

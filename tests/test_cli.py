@@ -369,3 +369,44 @@ def test_parse_overrides():
     }
     with pytest.raises(ConfigError, match=r"--set '=3' must look like SECTION.KEY=VALUE"):
         cli.parse_overrides(["=3"])
+
+
+def _summary_report(relabeled: bool) -> dict:
+    def model(acc, agree=None):
+        e = {"acc": {"forget": acc, "test": 0.9}, "mia": {"forget_member_rate": 0.5}, "seconds": 1}
+        if agree is not None:
+            e["vs_gold"] = {
+                "delta_forget": 0.1,
+                "per_class_delta_forget": 0.2,
+                "agreement_forget": agree,
+            }
+            e["retrain_time_ratio"] = 0.05
+        if relabeled:
+            e["acc_true_forget"] = 0.75
+        return e
+
+    return {
+        "dataset": {"relabeled_forget": 5 if relabeled else 0},
+        "methods": ["tmu"],
+        "models": {"original": model(1.0, 0.8), "gold": [model(0.5)], "tmu": model(0.6, 0.95)},
+        "noise_floor": {
+            "delta_forget": 0.01,
+            "per_class_delta_forget": 0.02,
+            "agreement_forget": 0.97,
+        },
+    }
+
+
+@pytest.mark.parametrize("relabeled", [False, True])
+def test_summary_table_columns(relabeled):
+    from tmu.cli import summary_table
+
+    lines = summary_table(_summary_report(relabeled)).splitlines()
+    head = lines[0].split()
+    assert head[:3] == ["model", "acc_f", "true_f"] if relabeled else head[:2] == ["model", "acc_f"]
+    assert ("true_f" in head) == relabeled
+    tmu = dict(zip(head, lines[3].split()))
+    assert tmu["|Δ_f|"] == "0.100" and tmu["cls_Δ"] == "0.200" and tmu["agree"] == "0.950"
+    assert tmu.get("true_f") == ("0.750" if relabeled else None)
+    floor = lines[4].split()
+    assert floor == ["gold-vs-gold", "0.010", "0.020", "0.970"]

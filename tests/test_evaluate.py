@@ -205,3 +205,15 @@ def test_predictor_quality_hand_case():
     assert q2["accuracy"] == pytest.approx((0.75 + 0.5) / 2)
     assert q2["balanced_accuracy"] == pytest.approx((5 / 6 + 0.5) / 2)
     assert q2["true_hard"] == pytest.approx(0.5)
+    assert "auroc" not in q2  # without p(easy)
+
+
+def test_predictor_auroc_hand_case():
+    # GOLD right = [T, T, T, F]. p(easy) ranks the hard sample below 2 of the 3 easy ones:
+    # pairs (easy, hard) ordered right: 0.9 > 0.5, 0.6 > 0.5, 0.4 < 0.5 -> AUROC 2/3.
+    easy = np.array([True, True, False, False])
+    q = ev.predictor_quality(easy, [GOLD], Y, np.array([0.9, 0.6, 0.4, 0.5]))
+    assert q["auroc"] == pytest.approx(2 / 3)
+    # an all-right gold has no hard sample: no AUROC
+    q_all = ev.predictor_quality(easy, [onehot([0, 1, 2, 2], hot=0.8)], Y, np.ones(4) / 2)
+    assert math.isnan(q_all["auroc"])

@@ -182,7 +182,10 @@ def setting_table(title: str, reports: list[dict], figure: str | None) -> list[s
             f"preparation + request / retrain: "
             f"{fmt([t['prep_retrain_time_ratio'] + t['retrain_time_ratio'] for t in tmu])}; "
             "predictor balanced accuracy: "
-            f"{fmt([r['predictor']['balanced_accuracy'] for r in reports])}; "
+            f"{fmt([r['predictor']['balanced_accuracy'] for r in reports])}, AUROC "
+            f"{fmt([r['predictor'].get('auroc', np.nan) for r in reports])}, predicted hard "
+            f"{fmt([r['predictor']['predicted_hard'] for r in reports])} vs true hard "
+            f"{fmt([r['predictor']['true_hard'] for r in reports])}; "
             f"mean gold retrain {np.mean([r['gold_seconds'] for r in reports]):.1f} s.",
         ]
     if figure:

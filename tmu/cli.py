@@ -142,29 +142,30 @@ def summary_table(report: dict) -> str:
     relabeled = bool(report["dataset"].get("relabeled_forget"))
     head = (
         f"{'model':<18}{'acc_f':>7}{'true_f' if relabeled else '':>{7 * relabeled}}"
-        f"{'acc_test':>9}{'|Δ_f|':>7}{'agree':>7}{'MIA_f':>7}{'sec':>8}{'ratio':>7}"
+        f"{'acc_test':>9}{'|Δ_f|':>7}{'cls_Δ':>7}{'agree':>7}{'MIA_f':>7}{'sec':>8}{'ratio':>7}"
     )
     for name, e in [
         ("original", m["original"]),
         *[(f"gold_{i}", g) for i, g in enumerate(m["gold"])],
         *[(k, m[k]) for k in report["methods"]],
     ]:
-        vs = e.get("vs_gold", {})
-        delta, agree = (
-            vs.get("delta_forget", float("nan")),
-            vs.get("agreement_forget", float("nan")),
-        )
+        vs, nan = e.get("vs_gold", {}), float("nan")
+        delta, agree = vs.get("delta_forget", nan), vs.get("agreement_forget", nan)
+        per_class = vs.get("per_class_delta_forget", nan)
         true_f = f"{e['acc_true_forget']:>7.3f}" if relabeled else ""
         rows.append(
             f"{name:<18}{e['acc']['forget']:>7.3f}{true_f}{e['acc']['test']:>9.3f}"
-            f"{delta:>7.3f}{agree:>7.3f}"
+            f"{delta:>7.3f}{per_class:>7.3f}{agree:>7.3f}"
             f"{e['mia']['forget_member_rate']:>7.3f}{e['seconds']:>8.1f}"
             f"{e.get('retrain_time_ratio', float('nan')):>7.2f}"
         )
     floor, nan = report.get("noise_floor") or {}, float("nan")
     rows.append(
-        f"{'gold-vs-gold':<18}{'':>{16 + 7 * relabeled}}{floor.get('delta_forget', nan):>7.3f}"
-        f"{floor.get('agreement_forget', nan):>7.3f}"
+        f"{'gold-vs-gold':<18}{'':>{16 + 7 * relabeled}}"
+        + "".join(
+            f"{floor.get(k, nan):>7.3f}"
+            for k in ("delta_forget", "per_class_delta_forget", "agreement_forget")
+        )
     )
     if "tmu" in m and "prep_seconds" in m["tmu"]:
         rows.append(

@@ -143,22 +143,28 @@ def noise_floor(golds: list[np.ndarray], y: np.ndarray, num_classes: int) -> dic
     return floor
 
 
-def predictor_quality(easy: np.ndarray, golds: list[np.ndarray], y: np.ndarray) -> dict:
+def predictor_quality(
+    easy: np.ndarray, golds: list[np.ndarray], y: np.ndarray, p_easy: np.ndarray | None = None
+) -> dict:
     """Accuracy and balanced accuracy of the predicted easy mask against each gold model's
-    correctness on the forget set, averaged over golds (evaluation only: never fed back)."""
+    correctness on the forget set, and the AUROC of p(easy) for it (NaN where a gold model gets
+    every sample right or every one wrong), averaged over golds (evaluation only: never fed
+    back)."""
     rows = []
     for g in golds:
         truth = g.argmax(1) == y
         recalls = [
             float((easy[truth == v] == v).mean()) for v in (True, False) if (truth == v).any()
         ]
-        rows.append(
-            {
-                "accuracy": float((easy == truth).mean()),
-                "balanced_accuracy": float(np.mean(recalls)),
-                "true_hard": float((~truth).sum()),
-            }
-        )
+        row = {
+            "accuracy": float((easy == truth).mean()),
+            "balanced_accuracy": float(np.mean(recalls)),
+            "true_hard": float((~truth).sum()),
+        }
+        if p_easy is not None:
+            both = 0 < truth.sum() < len(truth)
+            row["auroc"] = float(roc_auc_score(truth, p_easy)) if both else float("nan")
+        rows.append(row)
     out = mean_dicts(rows)
     out["predicted_hard"] = int((~easy).sum())
     return out

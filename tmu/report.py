@@ -89,7 +89,9 @@ def build_report(
         "gold_seconds": gold_seconds,
     }
     if decisions is not None:
-        report["predictor"] = ev.predictor_quality(decisions.easy, golds, y["forget"])
+        report["predictor"] = ev.predictor_quality(
+            decisions.easy, golds, y["forget"], decisions.proba
+        )
         report["twin"] = {
             "size": len(twin.forget),
             "easy_rate": twin.predictor.easy_rate,

@@ -86,11 +86,24 @@ else:
     st.plotly_chart(plots.predictor_view(**arrays), key="predictor")
     ui.caption("predictor")
     if report.get("predictor"):
-        p = report["predictor"]
+        p, twin = report["predictor"], report.get("twin", {})
+        n_f = report["dataset"]["sizes"]["forget"]
+        c1, c2, c3 = st.columns(3)
+        c1.metric(
+            "Twin's estimate: gold gets wrong",
+            f"{(1 - twin.get('easy_rate', float('nan'))) * n_f:.0f} of {n_f}",
+            help="Before any retraining: the twin problem's hard rate times |D_f|.",
+        )
+        c2.metric("Predicted hard (flipped)", f"{p['predicted_hard']}")
+        c3.metric(
+            "Gold gets wrong (after the run)",
+            f"{p['true_hard']:g}",
+            help="Mean over the gold seeds; evaluation only, never seen by TMU.",
+        )
+        auroc = p.get("auroc", float("nan"))
         st.caption(
             f"Predictor on the forget set: accuracy {p['accuracy']:.2f}, balanced accuracy "
-            f"{p['balanced_accuracy']:.2f}, predicted hard {p['predicted_hard']}, truly hard "
-            f"{p['true_hard']:g}."
+            f"{p['balanced_accuracy']:.2f}, AUROC {auroc:.2f} (0.5 = chance) against gold."
         )
 
 st.subheader("Membership inference")

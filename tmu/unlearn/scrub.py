@@ -2,10 +2,12 @@
 
 A student initialised from the teacher (the original) runs, in each of its first `max_epochs`
 epochs, a max-step pass over D_f (ascend KL(teacher || student)) then a min-step pass over D_r
-(descend alpha * KL(teacher || student) + CE); later epochs run min-steps only, which repair the
-retain accuracy the max-steps cost. KL on outputs softened by temperature T, scaled by T^2 (the
-authors' DistillKL); one SGD optimizer across all passes and a smaller forget batch, as in their
-code.
+(descend gamma * CE + alpha * KL(teacher || student)); later epochs run min-steps only, which
+repair the retain accuracy the max-steps cost. KL on outputs softened by temperature T, scaled by
+T^2 (the authors' DistillKL); gamma 0.99 and alpha 0.001, the weights of the authors' small-scale
+code (with alpha = 1 the KL held the student at the teacher on D_r, and so on D_f too: SCRUB did
+nothing to a sub-class request); one SGD optimizer across all passes and a smaller forget batch,
+as in their code.
 
 Two notes. The student starts exactly at the teacher, where the KL's gradient is zero: on a
 network without batch-norm or dropout (our small CNN) the first max pass barely moves it, so the
@@ -38,7 +40,8 @@ class SCRUB(Method):
         "epochs": 3,
         "max_epochs": 2,
         "lr": 0.01,
-        "alpha": 1.0,
+        "alpha": 0.001,
+        "gamma": 0.99,
         "T": 4.0,
         "batch_size": 64,
         "forget_batch_size": 16,
@@ -55,7 +58,8 @@ class SCRUB(Method):
         p = self.params
         teacher = clone_model(original).to(env.device).eval()
         student = clone_model(original).to(env.device)
-        alpha, T, epochs = float(p["alpha"]), float(p["T"]), int(p["epochs"])
+        alpha, gamma, T = float(p["alpha"]), float(p["gamma"]), float(p["T"])
+        epochs = int(p["epochs"])
 
         def max_loss(model, batch):
             with torch.no_grad():
@@ -66,7 +70,7 @@ class SCRUB(Method):
             with torch.no_grad():
                 target = teacher(batch.x)
             logits = model(batch.x)
-            return alpha * distill_kl(logits, target, T) + F.cross_entropy(logits, batch.y)
+            return gamma * F.cross_entropy(logits, batch.y) + alpha * distill_kl(logits, target, T)
 
         f, r = problem.forget, problem.retain
         steps = {
