@@ -67,6 +67,20 @@ def test_entries_add_a_tuned_variant_per_listed_method():
     assert plan_stages(cfg)[-2:] == ["finetune+twin", "evaluate"]
 
 
+def test_entries_add_a_stopped_variant_per_listed_method():
+    cfg = tiny_config(methods=["tmu", "finetune"], stop_at_target=["finetune", "tmu"])
+    names = [(e.name, e.method, e.tuned, e.stopped) for e in method_entries(cfg)]
+    assert names == [
+        ("tmu", "tmu", True, False),
+        ("finetune", "finetune", False, False),
+        ("tmu+stop", "tmu", True, True),
+        ("finetune+stop", "finetune", False, True),
+    ]
+    only_finetune = tiny_config(methods=["finetune"], stop_at_target=["finetune"])
+    assert needs_twin(only_finetune)  # the target is the twin's estimate
+    assert not needs_twin(tiny_config(methods=["finetune"]))
+
+
 def test_plan_stages_and_needs_twin():
     cfg = tiny_config(methods=["finetune"], gold_seeds=2)
     assert not needs_twin(cfg)
@@ -124,6 +138,11 @@ INVALID = [
         {"split": {"holdout": 0.5, "test": 0.5}},
         ValueError,
         "split.holdout=0.5 and split.test=0.5 must sum below 1",
+    ),
+    (
+        {"methods": ["finetune"], "stop_at_target": ["nope"]},
+        ValueError,
+        r"unknown method\(s\) \['nope'\] in stop_at_target",
     ),
     (
         {"method_params": {"tmu": {"bogus": 1}}},
@@ -355,3 +374,23 @@ def test_a_mislabeled_request_trains_on_wrong_labels_and_reports_the_true_ones(t
     plain = report_of(execute(tiny_config(methods=["finetune"], gold_seeds=1), store=store))
     assert plain["dataset"]["relabeled_forget"] == 0
     assert "acc_true_forget" not in plain["models"]["original"]
+
+
+def test_a_stopped_entry_stops_at_the_twins_estimate(tmp_path):
+    cfg = tiny_config(
+        methods=["neggrad_plus"],
+        stop_at_target=["neggrad_plus"],
+        gold_seeds=1,
+        method_params={"neggrad_plus": {"epochs": 3, "lr": 0.05}},
+    )
+    result = execute(cfg, store=Store(tmp_path))
+    report = report_of(result)
+    assert report["methods"] == ["neggrad_plus", "neggrad_plus+stop"]
+    stopped, full = report["models"]["neggrad_plus+stop"], report["models"]["neggrad_plus"]
+    assert stopped["target_forget_acc"] == result.twin.predictor.easy_rate
+    assert "target_forget_acc" not in full and stopped["params"] == full["params"]
+    # Same hyper-parameters; the stopped run ends at the first check at or below the target,
+    # while the full run (on this weak tiny original, whose retain fine-tuning lifts D_f) ends
+    # far above it.
+    target = stopped["target_forget_acc"]
+    assert stopped["acc"]["forget"] <= target < full["acc"]["forget"]

@@ -106,6 +106,27 @@ def test_fit_reports_progress_up_to_one(tiny):
     assert seen == pytest.approx([k / 8 for k in range(1, 9)])
 
 
+def test_fit_stops_when_the_stop_test_says_so(tiny):
+    ids, seen, checks = tiny.train[:64], [], []
+
+    def stop(model):
+        checks.append(model.training)
+        return len(checks) == 2  # the second check (after step 4 of 8, with check_every=2)
+
+    fit(
+        tiny.build(seed=0),
+        tiny.x,
+        [Part(ids, tiny.labels[ids])],
+        tiny_cfg(epochs=2),
+        device=CPU,
+        seed=0,
+        progress=seen.append,
+        stop=stop,
+        check_every=2,
+    )
+    assert seen == pytest.approx([k / 8 for k in range(1, 5)]) and checks == [False, False]
+
+
 def test_training_lowers_the_loss_of_fitted_samples(tiny):
     ids = tiny.train[:200]
     model = tiny.build(seed=0)

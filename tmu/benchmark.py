@@ -155,6 +155,10 @@ def paired_table(reports: list[dict], metric: str, better: str) -> list[str]:
     return lines + [""]
 
 
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
 def fmt(values: list[float]) -> str:
     v = np.asarray(values, dtype=float)
     return "n/a" if np.isnan(v).all() else f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}"
@@ -183,7 +187,7 @@ def setting_table(title: str, reports: list[dict], figure: str | None) -> list[s
             f"{fmt([t['prep_retrain_time_ratio'] + t['retrain_time_ratio'] for t in tmu])}; "
             "predictor balanced accuracy: "
             f"{fmt([r['predictor']['balanced_accuracy'] for r in reports])}, AUROC "
-            f"{fmt([r['predictor'].get('auroc', np.nan) for r in reports])}, predicted hard "
+            f"{fmt([_nan(r['predictor'].get('auroc')) for r in reports])}, predicted hard "
             f"{fmt([r['predictor']['predicted_hard'] for r in reports])} vs true hard "
             f"{fmt([r['predictor']['true_hard'] for r in reports])}; "
             f"mean gold retrain {np.mean([r['gold_seconds'] for r in reports]):.1f} s.",
@@ -269,6 +273,7 @@ def run_benchmark(
     device: str = "auto",
     gold_seeds: int = 3,
     twin_tune: tuple[str, ...] = (),
+    stop_at_target: tuple[str, ...] = (),
     overrides: dict | None = None,
 ) -> str:
     """Run every (dataset, setting, seed), write the markdown to `out` (figures beside it), return
@@ -280,6 +285,7 @@ def run_benchmark(
         "gold_seeds": gold_seeds,
         "device": device,
         "twin_tune": list(twin_tune),
+        "stop_at_target": list(stop_at_target),
     }
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
@@ -306,7 +312,8 @@ def run_benchmark(
             "golds'| "
             "(for the floor: between gold seeds); time / retrain is the per-request time over one "
             "gold retrain timed in the same run. `NAME+twin` rows use hyper-parameters chosen on "
-            "the twin problem; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9, 0, 2, 4, "
+            "the twin problem; `NAME+stop` rows stop once their forget accuracy reaches the twin's "
+            "estimate of gold's; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9, 0, 2, 4, "
             "6, 8 for seeds 0..9 (mod 10), so ten consecutive seeds cover every class once. Paired "
             "tables: TMU's figure minus the other model's, seed by seed, with a 95 % "
             "percentile-bootstrap interval of the mean (10,000 resamples). Controls re-run TMU "

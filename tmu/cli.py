@@ -43,13 +43,19 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def method_list(text: str | None, methods: tuple[str, ...]) -> tuple[str, ...]:
+    """`all` (every method of the run) or a comma list of method names."""
+    if text == "all":
+        return methods
+    return tuple(m.strip() for m in (text or "").split(",") if m.strip())
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     values = parse_overrides(args.set or [])
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    if args.twin_tune:
-        values["twin_tune"] = (
-            methods if args.twin_tune == "all" else tuple(args.twin_tune.split(","))
-        )
+    for key in ("twin_tune", "stop_at_target"):
+        if getattr(args, key):
+            values[key] = method_list(getattr(args, key), methods)
     values.update(
         dataset=args.dataset,
         forget=args.forget,
@@ -211,11 +217,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import run_benchmark
 
     methods = tuple(m for m in args.methods.split(",") if m)
-    twin = (
-        methods
-        if args.twin_tune == "all"
-        else tuple(m for m in (args.twin_tune or "").split(",") if m)
-    )
+    twin = method_list(args.twin_tune, methods)
     run_benchmark(
         datasets=args.dataset.split(","),
         settings=args.settings.split(","),
@@ -228,6 +230,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         device=args.device,
         gold_seeds=args.gold_seeds,
         twin_tune=twin,
+        stop_at_target=method_list(args.stop_at_target, methods),
         overrides=parse_overrides(args.set or []),
     )
     print(f"wrote {args.out}")
@@ -271,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run these methods with hyper-parameters "
         "chosen on the twin problem (reported as NAME+twin); TMU is always twin-tuned",
     )
+    r.add_argument(
+        "--stop-at-target",
+        metavar="all|M1,M2",
+        help="also run these methods stopped once their forget-set accuracy reaches the twin's "
+        "estimate of gold's (reported as NAME+stop)",
+    )
     r.add_argument("--model", default="cnn", help="cnn (default) or resnet18")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--out", help="run folder (default runs/out/DATASET-FORGET-sSEED)")
@@ -309,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--methods", default=",".join(RunConfig.methods))
     b.add_argument("--twin-tune", metavar="all|M1,M2", help="also report these methods twin-tuned")
+    b.add_argument(
+        "--stop-at-target",
+        metavar="all|M1,M2",
+        help="also report these methods stopped at the twin's estimate of gold's forget accuracy",
+    )
     b.add_argument("--gold-seeds", type=int, default=3)
     b.add_argument("--device", default="auto")
     b.add_argument("--store", help="run store to share (default: a fresh one for this benchmark)")

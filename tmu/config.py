@@ -110,8 +110,9 @@ class PredictorConfig:
 class RunConfig:
     """Everything one `tmu run` needs. `method_params` maps a method name to hyper-parameter
     overrides; `twin_tune` lists the methods that are also run with hyper-parameters chosen on
-    the twin problem (reported as NAME+twin next to NAME with its defaults). TMU is always
-    twin-tuned."""
+    the twin problem (reported as NAME+twin next to NAME with its defaults), `stop_at_target`
+    those also run with their defaults but stopped once their forget-set accuracy reaches the
+    twin's estimate of gold's (NAME+stop). TMU is always twin-tuned."""
 
     dataset: str = "mnist5k"
     forget: str = "random:0.1"  # the text form of a tmu.forget.ForgetSpec
@@ -128,6 +129,7 @@ class RunConfig:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     twin_tune: tuple[str, ...] = ()
+    stop_at_target: tuple[str, ...] = ()
 
 
 T = TypeVar("T")

@@ -147,24 +147,26 @@ def predictor_quality(
     easy: np.ndarray, golds: list[np.ndarray], y: np.ndarray, p_easy: np.ndarray | None = None
 ) -> dict:
     """Accuracy and balanced accuracy of the predicted easy mask against each gold model's
-    correctness on the forget set, and the AUROC of p(easy) for it (NaN where a gold model gets
-    every sample right or every one wrong), averaged over golds (evaluation only: never fed
-    back)."""
-    rows = []
+    correctness on the forget set, and the AUROC of p(easy) for it (over the golds that get some
+    samples right and some wrong; None if none does), averaged over golds (evaluation only: never
+    fed back)."""
+    rows, aurocs = [], []
     for g in golds:
         truth = g.argmax(1) == y
         recalls = [
             float((easy[truth == v] == v).mean()) for v in (True, False) if (truth == v).any()
         ]
-        row = {
-            "accuracy": float((easy == truth).mean()),
-            "balanced_accuracy": float(np.mean(recalls)),
-            "true_hard": float((~truth).sum()),
-        }
-        if p_easy is not None:
-            both = 0 < truth.sum() < len(truth)
-            row["auroc"] = float(roc_auc_score(truth, p_easy)) if both else float("nan")
-        rows.append(row)
+        rows.append(
+            {
+                "accuracy": float((easy == truth).mean()),
+                "balanced_accuracy": float(np.mean(recalls)),
+                "true_hard": float((~truth).sum()),
+            }
+        )
+        if p_easy is not None and 0 < truth.sum() < len(truth):
+            aurocs.append(float(roc_auc_score(truth, p_easy)))
     out = mean_dicts(rows)
     out["predicted_hard"] = int((~easy).sum())
+    if p_easy is not None:  # None where no gold model has both easy and hard samples
+        out["auroc"] = float(np.mean(aurocs)) if aurocs else None
     return out

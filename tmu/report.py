@@ -52,6 +52,8 @@ def build_report(
     for name, u in unlearned.items():
         out = entry(name, u.seconds, u.cached)
         out["method"], out["twin_tuned"], out["params"] = u.entry.method, u.entry.tuned, u.params
+        if u.entry.stopped:  # stopped at the twin's estimate of gold's forget accuracy
+            out["target_forget_acc"] = twin.predictor.easy_rate
         out["vs_gold"] = ev.vs_golds(probs[name]["forget"], golds, y["forget"], k_cls)
         out["retrain_time_ratio"] = out["seconds"] / gold_seconds
         if u.tuning is not None:

@@ -114,6 +114,8 @@ def fit(
     opt: torch.optim.Optimizer | None = None,
     mask: Sequence[torch.Tensor] | None = None,
     clip: float | None = None,
+    stop: Callable[[nn.Module], bool] | None = None,
+    check_every: int = 4,
 ) -> nn.Module:
     """Train `model` in place on `parts` for `cfg.epochs` epochs with `loss`; returns it in eval
     mode.
@@ -126,6 +128,8 @@ def fit(
     mask: one 0/1 tensor per parameter; only the weights under a 1 change, and weight decay then
     acts inside the mask only (SGD's own decay would move the frozen weights).
     clip: a bound on the gradient's global l2 norm per step (None: no clipping).
+    stop: called with the model (in eval mode) every `check_every` steps; training ends once it
+    returns True (a method stopped at a target, see `tmu.unlearn.base.ForgetTarget`).
     """
     model.to(device).train()
     rng = np.random.default_rng(seed if salt is None else [seed, salt])
@@ -157,6 +161,10 @@ def fit(
             step += 1
             if progress is not None:
                 progress(step / steps)
+            if stop is not None and step % check_every == 0:
+                if stop(model.eval()):
+                    return model.eval()
+                model.train()
     return model.eval()
 
 

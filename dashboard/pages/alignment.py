@@ -100,10 +100,10 @@ else:
             f"{p['true_hard']:g}",
             help="Mean over the gold seeds; evaluation only, never seen by TMU.",
         )
-        auroc = p.get("auroc", float("nan"))
+        auroc = "n/a" if p.get("auroc") is None else f"{p['auroc']:.2f}"
         st.caption(
             f"Predictor on the forget set: accuracy {p['accuracy']:.2f}, balanced accuracy "
-            f"{p['balanced_accuracy']:.2f}, AUROC {auroc:.2f} (0.5 = chance) against gold."
+            f"{p['balanced_accuracy']:.2f}, AUROC {auroc} (0.5 = chance) against gold."
         )
 
 st.subheader("Membership inference")

@@ -14,25 +14,35 @@ from ..predictor import PREDICTORS
 from ..unlearn import METHODS, get_method
 
 TUNED_SUFFIX = "+twin"
+STOP_SUFFIX = "+stop"
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One unlearned model of a run: its report name, its method, and whether its
-    hyper-parameters are chosen on the twin problem (else the method's documented defaults)."""
+    """One unlearned model of a run: its report name, its method, whether its hyper-parameters are
+    chosen on the twin problem (else the method's documented defaults), and whether it stops at
+    the twin's estimate of gold's forget accuracy."""
 
     name: str
     method: str
     tuned: bool
+    stopped: bool = False
 
 
 def method_entries(cfg: RunConfig) -> list[Entry]:
     """Every method with its default hyper-parameters (TMU: always twin-tuned, as the method
-    prescribes), then a twin-tuned variant `NAME+twin` of each method listed in cfg.twin_tune."""
+    prescribes), then a twin-tuned variant `NAME+twin` of each method listed in cfg.twin_tune,
+    then a variant `NAME+stop` of each method listed in cfg.stop_at_target."""
     tunable = [m for m in cfg.methods if not METHODS[m].tuned_by_default and METHODS[m].grid]
-    return [Entry(m, m, METHODS[m].tuned_by_default) for m in cfg.methods] + [
-        Entry(m + TUNED_SUFFIX, m, True) for m in tunable if m in cfg.twin_tune
-    ]
+    return (
+        [Entry(m, m, METHODS[m].tuned_by_default) for m in cfg.methods]
+        + [Entry(m + TUNED_SUFFIX, m, True) for m in tunable if m in cfg.twin_tune]
+        + [
+            Entry(m + STOP_SUFFIX, m, METHODS[m].tuned_by_default, True)
+            for m in cfg.methods
+            if m in cfg.stop_at_target
+        ]
+    )
 
 
 def needs_predictor(cfg: RunConfig) -> bool:
@@ -42,7 +52,7 @@ def needs_predictor(cfg: RunConfig) -> bool:
 
 def needs_twin(cfg: RunConfig) -> bool:
     """Whether the run needs the twin problem: for the predictor, or to twin-tune a method."""
-    return needs_predictor(cfg) or any(e.tuned for e in method_entries(cfg))
+    return needs_predictor(cfg) or any(e.tuned or e.stopped for e in method_entries(cfg))
 
 
 def plan_stages(cfg: RunConfig) -> list[str]:
@@ -71,6 +81,7 @@ def validate(cfg: RunConfig) -> ForgetSpec:
         raise ValueError("no method to run; pass at least one with --methods")
     _known("method", cfg.methods, METHODS)
     _known("method", cfg.twin_tune, METHODS, " in twin_tune")
+    _known("method", cfg.stop_at_target, METHODS, " in stop_at_target")
     _known("model", [cfg.model], MODELS)
     _known("predictor", [cfg.predictor.kind], PREDICTORS)
     _known("feature", cfg.features.features, FEATURES)

@@ -146,12 +146,15 @@ def unlearn(
     out, original, forget = {}, trained.original.model, data.splits.forget
     for entry in method_entries(cfg):
         tuning = twin.tuning[entry.method] if entry.tuned else None
-        params = tuning.params if tuning else cfg.method_params.get(entry.name, {})
+        params = tuning.params if tuning else cfg.method_params.get(entry.method, {})
         method = get_method(entry.method, **params)
         mine = decisions if method.needs_predictor else None
         easy = None if mine is None else mine.easy
+        # NAME+stop: stop at the twin's estimate of gold's accuracy on the forget set.
+        target = twin.predictor.easy_rate if entry.stopped else None
+        stop = [] if target is None else [target]  # (keys of entries without a target unchanged)
         key = config_key(
-            "method", base_key(cfg), forget, entry.method, method.params, easy, cfg.seed
+            "method", base_key(cfg), forget, entry.method, method.params, easy, cfg.seed, *stop
         )
         env = Env(data.device, cfg.seed, data.build, lambda f, n=entry.name: progress(n, f))
         fitted = cached(
@@ -159,7 +162,7 @@ def unlearn(
             data,
             key,
             entry.name,
-            lambda: method.unlearn(original, data.problem(easy), env),
+            lambda: method.unlearn(original, data.problem(easy, target), env),
             extra={"params": method.params},
         )
         progress(entry.name, 1.0)

@@ -65,10 +65,12 @@ class Data:
         """Softmax of `model` on pool ids `ids`, (len(ids), K)."""
         return predict(model, self.x, ids, device=self.device)
 
-    def problem(self, easy: np.ndarray | None = None) -> Problem:
-        """The real unlearning request (with the predicted-easy mask for TMU)."""
+    def problem(self, easy: np.ndarray | None = None, target: float | None = None) -> Problem:
+        """The real unlearning request (with the predicted-easy mask for TMU, and the forget
+        accuracy to stop at for a NAME+stop entry)."""
         s = self.splits
-        return Problem(self.x, self.labels, s.retain, s.forget, self.pool.num_classes, easy)
+        k = self.pool.num_classes
+        return Problem(self.x, self.labels, s.retain, s.forget, k, easy, target)
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..forget import random_wrong_labels  # noqa: F401  (re-exported: methods draw wrong labels)
-from ..training import Loss, Part, Progress, fit, weighted_cross_entropy
+from ..training import Loss, Part, Progress, fit, predict, weighted_cross_entropy
 from ..models import clone_model
 
 
@@ -27,6 +27,8 @@ class Problem:
 
     easy: for methods that use the generalization-label predictor (TMU), the predicted-easy mask
     over `forget`; None otherwise.
+    target_forget_acc: when set, the method stops training once its accuracy on `forget` is at or
+    below it (the twin's estimate of gold's forget accuracy: a NAME+stop entry).
     """
 
     x: torch.Tensor
@@ -35,6 +37,7 @@ class Problem:
     forget: np.ndarray
     num_classes: int
     easy: np.ndarray | None = None
+    target_forget_acc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,26 @@ def stage_env(env: Env, k: int, n: int) -> Env:
     if env.progress is None:
         return env
     return replace(env, progress=lambda frac: env.progress((k + frac) / n))
+
+
+class ForgetTarget:
+    """The stop test of a method stopped at the twin's estimate of gold's forget accuracy:
+    called with the model, True once acc(model, D_f) <= the target (and from then on)."""
+
+    def __init__(self, problem: Problem, env: Env):
+        self.problem, self.env, self.reached = problem, env, False
+        self.y = problem.labels[problem.forget]
+
+    def __call__(self, model: nn.Module) -> bool:
+        probs = predict(model, self.problem.x, self.problem.forget, device=self.env.device)
+        acc = float((probs.argmax(1) == self.y).mean())
+        self.reached = self.reached or acc <= float(self.problem.target_forget_acc)
+        return self.reached
+
+
+def forget_target(problem: Problem, env: Env) -> ForgetTarget | None:
+    """A ForgetTarget when the problem carries a target, else None."""
+    return None if problem.target_forget_acc is None else ForgetTarget(problem, env)
 
 
 def _check_type(method: str, key: str, value: Any, default: Any) -> None:
@@ -122,7 +145,9 @@ class Method:
         **options: Any,
     ) -> nn.Module:
         """Fine-tune a copy of `original` on `parts` with `loss` and the method's recipe.
-        `options` go to `tmu.training.fit` (salt, opt, mask, clip)."""
+        `options` go to `tmu.training.fit` (salt, opt, mask, clip); a problem with a target
+        stops at it unless `options` give their own `stop`."""
+        options.setdefault("stop", forget_target(problem, env))
         return fit(
             clone_model(original),
             problem.x,

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..config import TrainConfig
 from ..models import clone_model
 from ..training import Part, fit, kl_to_teacher, sgd
-from .base import Method, stage_env
+from .base import Method, forget_target, stage_env
 
 
 def distill_kl(student_logits, teacher_logits, T: float):
@@ -83,7 +83,12 @@ class SCRUB(Method):
             for k in (("max", "min") if e < int(p["max_epochs"]) else ("min",))
         ]
         opt = sgd(student, TrainConfig(lr=float(p["lr"])))
+        # Stopped at a target (SCRUB+R's rewind, as a stop): once D_f's accuracy reaches it, no
+        # more max-steps; the min-steps still run, to repair what the max-steps cost on D_r.
+        target = forget_target(problem, env)
         for k, kind in enumerate(passes):
+            if kind == "max" and target is not None and target.reached:
+                continue
             part, loss = steps[kind]
             bs = int(p["forget_batch_size"] if kind == "max" else p["batch_size"])
             recipe = TrainConfig(epochs=1, lr=float(p["lr"]), batch_size=bs, schedule="constant")
@@ -99,5 +104,6 @@ class SCRUB(Method):
                 opt=opt,
                 progress=stage_env(env, k, len(passes)).progress,
                 clip=float(p["max_grad_norm"]) if kind == "max" else None,
+                stop=target if kind == "max" else None,
             )
         return student.eval()
