@@ -250,6 +250,7 @@ def test_evaluate_result_is_build_report_of_the_stage_values(result):
     assert report["twin"] == {
         "size": len(result.twin.forget),
         "easy_rate": result.twin.predictor.easy_rate,
+        "rule": "gain",
         "true_hard": int((result.twin.labels == 0).sum()),
     }
     assert report["models"]["tmu"]["prep_seconds"] == pytest.approx(
@@ -394,3 +395,20 @@ def test_a_stopped_entry_stops_at_the_twins_estimate(tmp_path):
     # far above it.
     target = stopped["target_forget_acc"]
     assert stopped["acc"]["forget"] <= target < full["acc"]["forget"]
+
+
+def test_the_twin_rule_lets_tmus_twin_tuning_choose_rate_or_gain(tmp_path):
+    cfg = tiny_config(methods=["tmu"], gold_seeds=1, predictor={"epochs": 20, "rule": "twin"})
+    result = execute(cfg, store=Store(tmp_path))
+    tuning, fitted = result.twin.tuning["tmu"], result.twin.predictor
+    grid = len(grid_points(METHODS["tmu"].grid))
+    assert [t["rule"] for t in tuning.trials] == ["rate"] * grid + ["gain"] * grid
+    best = min(tuning.trials, key=lambda t: t["score"])
+    assert tuning.rule == best["rule"] == fitted.rule and tuning.params == best["params"]
+    assert not fitted.candidates  # the choice is made
+    easy = result.decisions.easy
+    if fitted.rule == "gain":
+        assert np.array_equal(easy, result.decisions.proba >= fitted.threshold)
+    else:
+        assert (~easy).sum() == len(easy) - round(fitted.easy_rate * len(easy))
+    assert report_of(result)["twin"]["rule"] == fitted.rule

@@ -97,8 +97,9 @@ class PredictorConfig:
     """The generalization-label predictor (method spec §5)."""
 
     kind: str = "mlp"  # a key of tmu.predictor.PREDICTORS
-    # rate-matched, p(easy) >= 0.5, or flip where the twin's expected agreement gain is positive
-    rule: Literal["rate", "threshold", "gain"] = "rate"
+    # rate-matched, p(easy) >= 0.5, flip where the twin's expected agreement gain is positive, or
+    # "twin": rate or gain, whichever scores better when TMU is twin-tuned with each
+    rule: Literal["rate", "threshold", "gain", "twin"] = "gain"
     folds: Annotated[int, Field(ge=2, strict=True)] = (
         3  # out-of-fold predictions on H_f, to twin-tune
     )

@@ -79,6 +79,7 @@ def make_predictor(kind: str, **params):
 
 
 RULES = ("rate", "threshold", "gain")
+TWIN_CHOICES = ("rate", "gain")  # the rules `twin` chooses between
 
 
 def decide_easy(

@@ -97,6 +97,7 @@ def build_report(
         report["twin"] = {
             "size": len(twin.forget),
             "easy_rate": twin.predictor.easy_rate,
+            "rule": twin.predictor.rule,
             "true_hard": int((twin.labels == 0).sum()),
         }
     return report

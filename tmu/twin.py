@@ -10,7 +10,7 @@ These are pure stage functions; `pipeline.py` wires and caches them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 from .config import PredictorConfig, TrainConfig, TwinConfig
 from .features import IQRScaler
 from .models import clone_model
-from .predictor import decide_easy, gain_threshold, make_predictor, out_of_fold_proba
+from .predictor import TWIN_CHOICES, decide_easy, gain_threshold, make_predictor, out_of_fold_proba
 from .training import Part, Progress, fit, predict, train_from_scratch
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,13 @@ class FittedPredictor:
     oof_proba: np.ndarray  # p(easy) on H_f from predictors that never saw the sample
     oof_easy: np.ndarray  # the decision rule applied to oof_proba
     threshold: float = 0.5  # the `gain` rule's p(easy) threshold, fitted on the twin
+    # rule -> its oof easy mask: the rules twin-tuning may choose between (just `rule` unless the
+    # rule is "twin"; `choose` then fixes one)
+    candidates: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def choose(self, rule: str) -> FittedPredictor:
+        """This predictor deciding by `rule`, one of its candidates."""
+        return replace(self, rule=rule, oof_easy=self.candidates[rule], candidates={})
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p(easy), easy mask) for raw features of the real forget set."""
@@ -130,9 +137,11 @@ def fit_predictor(
     predictor = make_predictor(cfg.kind, seed=seed, **params).fit(X, g)
     oof = out_of_fold_proba(cfg.kind, X, g, cfg.folds, seed, **params)
     rate = float(g.mean())
-    threshold = gain_threshold(oof, g, flip_match) if cfg.rule == "gain" else 0.5
-    oof_easy = decide_easy(oof, cfg.rule, rate, threshold)
-    return FittedPredictor(scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold)
+    rules = TWIN_CHOICES if cfg.rule == "twin" else (cfg.rule,)
+    threshold = gain_threshold(oof, g, flip_match) if "gain" in rules else 0.5
+    masks = {r: decide_easy(oof, r, rate, threshold) for r in rules}
+    oof_easy = masks.get(cfg.rule, masks[rules[0]])
+    return FittedPredictor(scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold, masks)
 
 
 def spread_ratio(points: np.ndarray, labels: np.ndarray, selected: np.ndarray) -> float:

@@ -95,6 +95,8 @@ def prepare_twin(
     fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match)
     fit_seconds = time.perf_counter() - start
     tuning = tune_methods(cfg, data, labels, o, twin.model, h_f, fitted, key, store)
+    if fitted.rule == "twin":  # the rule TMU's twin-tuning chose
+        fitted = fitted.choose(next(t.rule for t in tuning.values() if t.rule))
     report(1.0)
     # The reusable twin preparation shared by all methods, from each part's measured (possibly
     # stored) time; a method's own twin-tuning time is added to it in its report entry.
@@ -147,26 +149,39 @@ def tune_methods(
     twin_key: str,
     store: Store,
 ) -> dict[str, Tuning]:
-    """Twin-tune every method that has a tuned entry: unlearn (M_t, H_f) and score against M_o."""
+    """Twin-tune every method that has a tuned entry: unlearn (M_t, H_f) and score against M_o.
+    A method that uses the predictor is tuned with each candidate decision rule's out-of-fold
+    mask (one unless `predictor.rule=twin`) and keeps the best (rule, hyper-parameters)."""
     gold_probs = data.predict(original, h_f)
-    problem = Problem(
-        data.x, labels, data.splits.train, h_f, data.pool.num_classes, fitted.oof_easy
-    )
+    k = data.pool.num_classes
     env, chosen = Env(data.device, cfg.seed, data.build), {}
     for name in dict.fromkeys(e.method for e in method_entries(cfg) if e.tuned):
         base, m = cfg.method_params.get(name, {}), METHODS[name]
-        key = config_key(
-            "tune", twin_key, name, m.defaults, base, m.grid, fitted.oof_easy, cfg.seed
-        )
+        rules = fitted.candidates if m.needs_predictor else {None: fitted.oof_easy}
+        masks = [rules[r] for r in rules]
+        key = config_key("tune", twin_key, name, m.defaults, base, m.grid, *masks, cfg.seed)
+        if list(rules) != [fitted.rule] and m.needs_predictor:  # (keys of one rule unchanged)
+            key = config_key(key, sorted(rules))
         result = store.load_json(key)
         if result is None:
-            start = time.perf_counter()
-            params, trials = twin_tune(name, base, m.grid, twin_model, problem, gold_probs, env)
-            result = {"params": params, "trials": trials, "seconds": time.perf_counter() - start}
+            start, trials = time.perf_counter(), []
+            for rule, easy in rules.items():
+                problem = Problem(data.x, labels, data.splits.train, h_f, k, easy)
+                _, rows = twin_tune(name, base, m.grid, twin_model, problem, gold_probs, env)
+                trials += [{**t, "rule": rule} if rule else t for t in rows]
+            best = min(trials, key=lambda t: t["score"])
+            result = {
+                "params": best["params"],
+                "rule": best.get("rule"),
+                "trials": trials,
+                "seconds": time.perf_counter() - start,
+            }
             store.save_json(key, result)
         else:
             logger.info("reusing stored twin-tuning of %s (key %s)", name, key)
-        chosen[name] = Tuning(result["params"], result["trials"], float(result["seconds"]))
+        chosen[name] = Tuning(
+            result["params"], result["trials"], float(result["seconds"]), result.get("rule")
+        )
     return chosen
 
 

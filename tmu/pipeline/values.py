@@ -95,11 +95,13 @@ class Trained:
 
 @dataclass(frozen=True)
 class Tuning:
-    """Hyper-parameters a method chose on the twin problem, every trial, and the time it took."""
+    """Hyper-parameters a method chose on the twin problem, every trial, the time it took, and
+    for a method that uses the predictor the decision rule it chose (`predictor.rule=twin`)."""
 
     params: dict
     trials: list
     seconds: float
+    rule: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
