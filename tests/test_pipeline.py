@@ -251,6 +251,8 @@ def test_evaluate_result_is_build_report_of_the_stage_values(result):
         "size": len(result.twin.forget),
         "easy_rate": result.twin.predictor.easy_rate,
         "rule": "gain",
+        "threshold": result.twin.predictor.threshold,
+        "flip_match": result.twin.predictor.flip_match,
         "true_hard": int((result.twin.labels == 0).sum()),
     }
     assert report["models"]["tmu"]["prep_seconds"] == pytest.approx(

@@ -98,6 +98,8 @@ def build_report(
             "size": len(twin.forget),
             "easy_rate": twin.predictor.easy_rate,
             "rule": twin.predictor.rule,
+            "threshold": twin.predictor.threshold,
+            "flip_match": twin.predictor.flip_match,
             "true_hard": int((twin.labels == 0).sum()),
         }
     return report

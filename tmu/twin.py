@@ -100,6 +100,7 @@ class FittedPredictor:
     oof_proba: np.ndarray  # p(easy) on H_f from predictors that never saw the sample
     oof_easy: np.ndarray  # the decision rule applied to oof_proba
     threshold: float = 0.5  # the `gain` rule's p(easy) threshold, fitted on the twin
+    flip_match: float = 1.0  # the twin's flip-match rate q that set the threshold
     # rule -> its oof easy mask: the rules twin-tuning may choose between (just `rule` unless the
     # rule is "twin"; `choose` then fixes one)
     candidates: dict[str, np.ndarray] = field(default_factory=dict)
@@ -141,7 +142,9 @@ def fit_predictor(
     threshold = gain_threshold(oof, g, flip_match) if "gain" in rules else 0.5
     masks = {r: decide_easy(oof, r, rate, threshold) for r in rules}
     oof_easy = masks.get(cfg.rule, masks[rules[0]])
-    return FittedPredictor(scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold, masks)
+    return FittedPredictor(
+        scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold, flip_match, masks
+    )
 
 
 def spread_ratio(points: np.ndarray, labels: np.ndarray, selected: np.ndarray) -> float:

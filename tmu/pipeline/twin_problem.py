@@ -89,7 +89,7 @@ def prepare_twin(
     start = time.perf_counter()
     match = (
         flip_match_rate(data.predict(twin.model, h_f), data.predict(o, h_f), labels[h_f])
-        if cfg.predictor.rule == "gain"
+        if cfg.predictor.rule in ("gain", "twin")
         else 1.0
     )
     fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match)
