@@ -95,9 +95,13 @@ def embedding_scatter(
     ids: np.ndarray,
     classes: list[str],
     selected: np.ndarray | None = None,
+    projection: str = "PCA",
+    colors: list[str] | None = None,
 ) -> go.Figure:
-    """2-D embedding of the training set, one trace per class; customdata = pool id of each point.
-    Selected ids are drawn as open rings on top (a separate trace without customdata)."""
+    """2-D embedding of the training set, one trace per group (`labels` indexes `classes`: the
+    classes, or any other grouping such as "gold gets it wrong"); customdata = pool id of each
+    point. Selected ids are drawn as open rings on top (a separate trace without customdata)."""
+    colors = colors or CLASS_COLORS
     fig = go.Figure()
     for c, name in enumerate(classes):
         m = labels == c
@@ -109,7 +113,7 @@ def embedding_scatter(
                     mode="markers",
                     name=str(name),
                     customdata=ids[m],
-                    marker=dict(size=5, color=CLASS_COLORS[c % len(CLASS_COLORS)]),
+                    marker=dict(size=5, color=colors[c % len(colors)]),
                     hovertemplate="id %{customdata}<extra>" + html.escape(str(name)) + "</extra>",
                 )
             )
@@ -128,9 +132,9 @@ def embedding_scatter(
     return fig.update_layout(
         dragmode="lasso",
         height=480,
-        title="Training set, original model's embedding (PCA)",
-        xaxis_title="PC 1",
-        yaxis_title="PC 2",
+        title=f"Training set, original model's embedding ({projection})",
+        xaxis_title=f"{projection} 1",
+        yaxis_title=f"{projection} 2",
         margin=dict(t=40, b=40, l=40, r=10),
         legend=dict(itemsizing="constant"),
     )

@@ -45,8 +45,27 @@ def embedding_tab() -> None:
         n = service.add_ids(state, service.ids_from_selection(state.get(Key.EMBED_CHART)))
         state[Key.SELECTION_MSG] = f"added {n} sample(s) from the chart"
 
+    projections = {"t-SNE": "tsne", "PCA": "xy"} if "tsne" in emb else {"PCA": "xy"}
+    run = service.current_run(state)
+    lr = service.load(run) if run is not None else None
+    c1, c2 = st.columns(2)
+    projection = c1.radio(
+        "Projection", list(projections), horizontal=True, key=Key.EMBED_PROJECTION
+    )
+    options = service.color_options(lr, dataset, seed)
+    if state.get(Key.EMBED_COLOR) not in options:
+        state[Key.EMBED_COLOR] = "class"
+    color = c2.selectbox(
+        "Colour by", options, format_func=service.COLOR_BY.get, key=Key.EMBED_COLOR
+    )
+    xy = emb[projections[projection]]
+    if color == "class":
+        groups, names, colors = emb["labels"], info.classes, None
+    else:
+        groups, names = service.forget_status(lr, emb["ids"], color)
+        colors = service.STATUS_COLORS
     fig = plots.embedding_scatter(
-        emb["xy"], emb["labels"], emb["ids"], info.classes, state[Key.SELECTION]
+        xy, groups, emb["ids"], names, state[Key.SELECTION], projection, colors
     )
     st.plotly_chart(fig, key=Key.EMBED_CHART, on_select=on_select, selection_mode=("box", "lasso"))
     ui.caption("embedding")

@@ -45,6 +45,10 @@ from .forget import (
     parse_id_list,
 )
 from .results import (
+    COLOR_BY,
+    STATUS_COLORS,
+    color_options,
+    forget_status,
     compare_table,
     disagreement_ids,
     explain_samples,
@@ -83,6 +87,10 @@ from .state import (
 )
 
 __all__ = [
+    "COLOR_BY",
+    "STATUS_COLORS",
+    "color_options",
+    "forget_status",
     "add_ids",
     "backend",
     "cancel_job",

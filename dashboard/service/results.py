@@ -61,6 +61,40 @@ def gold_right(lr, which: str = "forget") -> np.ndarray:
     return gold_prediction(lr, which) == labels(lr, which)
 
 
+COLOR_BY = {
+    "class": "class",
+    "gold": "gold right / wrong on the last run's D_f",
+    "agreement": "TMU agrees with gold on the last run's D_f",
+}
+STATUS_COLORS = ["#d9d9d9", "#2ca02c", "#d62728"]  # not in D_f, yes, no
+
+
+def forget_status(lr, ids: np.ndarray, by: str) -> tuple[np.ndarray, list[str]]:
+    """Groups of the training ids `ids` for the embedding scatter after run `lr`: 0 = not in the
+    run's D_f, then for D_f either gold (ensemble) right / wrong (`by="gold"`) or TMU agrees /
+    disagrees with gold (`by="agreement"`)."""
+    forget = lr.split["forget"]
+    if by == "gold":
+        yes, names = gold_right(lr), ["not in D_f", "D_f: gold right", "D_f: gold wrong"]
+    else:
+        tmu = lr.predictions["tmu/forget"].argmax(1)
+        yes = tmu == gold_prediction(lr)
+        names = ["not in D_f", "D_f: TMU agrees with gold", "D_f: TMU disagrees"]
+    groups = np.zeros(len(ids), dtype=np.int64)
+    pos = np.searchsorted(forget, ids).clip(0, len(forget) - 1)
+    member = forget[pos] == ids
+    groups[member] = np.where(yes[pos[member]], 1, 2)
+    return groups, names
+
+
+def color_options(lr, dataset: str, seed: int) -> list[str]:
+    """The colourings the embedding offers: by class, and after a run on the same split (same
+    dataset and seed) by gold's right / wrong, and by TMU's agreement when the run has TMU."""
+    if lr is None or lr.config.dataset != dataset or lr.config.seed != seed:
+        return ["class"]
+    return ["class", "gold"] + (["agreement"] if "tmu/forget" in lr.predictions else [])
+
+
 def quadrant_ids(lr, method: str) -> dict[str, np.ndarray]:
     """Forget ids per alignment quadrant of `method` against the gold ensemble."""
     ids = lr.split["forget"]

@@ -34,6 +34,8 @@ class Key:
     SELECTION = "sel.ids"  # point-and-click forget ids (not a widget: survives every page)
     SELECTION_MSG = "sel.msg"  # a toast to show after the next rerun
     EMBED_CHART = "embed"  # the embedding scatter (its selection event)
+    EMBED_PROJECTION = "embed.projection"
+    EMBED_COLOR = "embed.color"
     THUMB_CLASS = "thumb.class"
     THUMB_PAGE = "thumb.page"
     UPLOAD = "upload"

@@ -105,6 +105,7 @@ def test_embedding_job(tiny_run, tmu_home):
     job = be.wait(job.id, timeout=120)
     job, emb = service.embedding(state, be)
     assert job.state == "done" and emb["xy"].shape == (len(emb["ids"]), 2)
+    assert emb["tsne"].shape == emb["xy"].shape and np.isfinite(emb["tsne"]).all()
     assert np.array_equal(
         np.sort(emb["ids"]), np.sort(service.thumbnail_table("digits", 0, None, 0, 10**6)["id"])
     )
@@ -133,3 +134,22 @@ def test_loaded_run_views(tiny_run):
     )
     assert "<html>" in service.export_html(lr.report) and "method" in service.export_csv(lr.report)
     assert tiny_run in service.finished_runs()
+
+
+def test_embedding_colourings_after_a_run(tiny_run):
+    from dashboard import service
+
+    lr = service.load(tiny_run)
+    assert service.color_options(None, "digits", 0) == ["class"]
+    assert service.color_options(lr, "digits", lr.config.seed + 1) == ["class"]  # another split
+    assert service.color_options(lr, "digits", lr.config.seed) == ["class", "gold", "agreement"]
+    train, forget = lr.split["train"], lr.split["forget"]
+    groups, names = service.forget_status(lr, train, "gold")
+    assert names == ["not in D_f", "D_f: gold right", "D_f: gold wrong"]
+    in_f = np.isin(train, forget)
+    assert (groups[~in_f] == 0).all() and (groups[in_f] > 0).all()
+    right = service.gold_right(lr)
+    assert np.array_equal(groups[in_f], np.where(right, 1, 2))  # train and forget are both sorted
+    groups, _ = service.forget_status(lr, train, "agreement")
+    agree = lr.predictions["tmu/forget"].argmax(1) == service.gold_prediction(lr)
+    assert np.array_equal(groups[in_f], np.where(agree, 1, 2))
