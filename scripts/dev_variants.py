@@ -42,6 +42,12 @@ VARIANTS = {
 BASELINES = ("original", "finetune", "neggrad_plus")
 
 
+def mnist5k_config(setting: str, seed: int, **values) -> RunConfig:
+    """A run on mnist5k with 3 gold seeds (the settings of the dev and report benchmarks)."""
+    base = {"dataset": "mnist5k", "forget": setting, "seed": seed, "gold_seeds": 3}
+    return from_dict(RunConfig, {**base, **values})
+
+
 def run(settings, seeds, variants, store) -> list[dict]:
     rows = []
     for setting in settings:
@@ -49,17 +55,12 @@ def run(settings, seeds, variants, store) -> list[dict]:
             for name in variants:
                 rule, tmu = VARIANTS[name]
                 first = name == variants[0]  # the baselines once per (setting, seed)
-                cfg = from_dict(
-                    RunConfig,
-                    {
-                        "dataset": "mnist5k",
-                        "forget": setting,
-                        "seed": seed,
-                        "gold_seeds": 3,
-                        "methods": ["tmu", "finetune", "neggrad_plus"] if first else ["tmu"],
-                        "predictor": {"rule": rule},
-                        "method_params": {"tmu": tmu},
-                    },
+                cfg = mnist5k_config(
+                    setting,
+                    seed,
+                    methods=["tmu", "finetune", "neggrad_plus"] if first else ["tmu"],
+                    predictor={"rule": rule},
+                    method_params={"tmu": tmu},
                 )
                 report = evaluate_result(execute(cfg, store=store))[0]
                 models = {name: "tmu", **({b: b for b in BASELINES} if first else {})}

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dev_variants import mnist5k_config  # noqa: E402
 from tmu.artifacts import Store  # noqa: E402
-from tmu.config import RunConfig, from_dict  # noqa: E402
 from tmu.pipeline import execute  # noqa: E402
 from tmu.report import evaluate_result  # noqa: E402
 
@@ -47,17 +48,8 @@ def main() -> None:
         for subset in SUBSETS:
             rows = []
             for seed in seeds:
-                cfg = from_dict(
-                    RunConfig,
-                    {
-                        "dataset": "mnist5k",
-                        "forget": setting,
-                        "seed": seed,
-                        "gold_seeds": 3,
-                        "methods": ["tmu"],
-                        "features": {"features": list(subset)},
-                    },
-                )
+                features = {"features": list(subset)}
+                cfg = mnist5k_config(setting, seed, methods=["tmu"], features=features)
                 r = evaluate_result(execute(cfg, store=store))[0]
                 q = r["predictor"]
                 auroc = np.nan if q.get("auroc") is None else q["auroc"]

@@ -90,9 +90,9 @@ def test_fit_is_deterministic_on_cpu(tiny):
     assert not a.training  # returned in eval mode
 
 
-def test_fit_reports_progress_up_to_one(tiny):
-    seen = []
-    ids = tiny.train[:64]
+def fit_64_samples(tiny, **options) -> list[float]:
+    """Fit 64 samples for 2 epochs (batch 16: 8 steps); the progress fractions reported."""
+    seen, ids = [], tiny.train[:64]
     fit(
         tiny.build(seed=0),
         tiny.x,
@@ -101,29 +101,24 @@ def test_fit_reports_progress_up_to_one(tiny):
         device=CPU,
         seed=0,
         progress=seen.append,
+        **options,
     )
+    return seen
+
+
+def test_fit_reports_progress_up_to_one(tiny):
     # 64 samples / batch 16 = 4 steps per epoch, 2 epochs.
-    assert seen == pytest.approx([k / 8 for k in range(1, 9)])
+    assert fit_64_samples(tiny) == pytest.approx([k / 8 for k in range(1, 9)])
 
 
 def test_fit_stops_when_the_stop_test_says_so(tiny):
-    ids, seen, checks = tiny.train[:64], [], []
+    checks = []
 
     def stop(model):
         checks.append(model.training)
         return len(checks) == 2  # the second check (after step 4 of 8, with check_every=2)
 
-    fit(
-        tiny.build(seed=0),
-        tiny.x,
-        [Part(ids, tiny.labels[ids])],
-        tiny_cfg(epochs=2),
-        device=CPU,
-        seed=0,
-        progress=seen.append,
-        stop=stop,
-        check_every=2,
-    )
+    seen = fit_64_samples(tiny, stop=stop, check_every=2)
     assert seen == pytest.approx([k / 8 for k in range(1, 5)]) and checks == [False, False]
 
 
