@@ -110,6 +110,37 @@ def file_tab() -> None:
             st.error(str(err))
 
 
+def estimate_section() -> None:
+    """Before any retraining: the twin's estimate of how many samples gold would get wrong."""
+    c1, c2 = st.columns([1, 3])
+    submit = c1.button(
+        "Estimate with the twin",
+        help="Train (or load) the original model and the twin problem, without any gold model: "
+        "how many of these samples would a retrained model get wrong?",
+    )
+    job, est = service.estimate(state, submit=submit)
+    if est is not None:
+        c2.info(
+            f"The twin estimates that a model retrained without them gets about "
+            f"**{est['expected_wrong']:.0f} of these {est['forget']}** wrong "
+            f"({est['twin_hard_rate']:.1%}); TMU's predictor would flip "
+            f"{est['predicted_hard']}. The Alignment page shows the real figure after a run."
+        )
+    elif job is not None and job.state in ("failed", "cancelled"):
+        c2.error(f"The estimate {job.state}: {job.error}")
+    elif job is not None:
+
+        @st.fragment(run_every=0.5)
+        def wait_for_estimate():
+            j, e = service.estimate(state)
+            st.progress(j.fraction, text=f"Twin estimate: {j.stage or 'queued'}")
+            if e is not None:
+                st.rerun()
+
+        with c2:
+            wait_for_estimate()
+
+
 st.radio("Build D_f by", service.FORGET_MODES, key=Key.FORGET_MODE, horizontal=True)
 mode = state[Key.FORGET_MODE]
 if mode == random_mode:
@@ -154,6 +185,7 @@ else:
     st.success(f"D_f has {len(check.ids)} samples ({ui.short(check.spec, 80)})")
     if check.warning:
         st.warning(check.warning)
+    estimate_section()
     st.dataframe(
         {"class": list(check.per_class), "samples": list(check.per_class.values())},
         hide_index=False,

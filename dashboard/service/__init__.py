@@ -3,6 +3,7 @@
 * `state` — session-state keys (`Key`) and the settings' defaults;
 * `data` — the pool, its one cached D / H / T split, class counts, images and thumbnails;
 * `forget` — the ForgetSpec of the widgets, its check against the split, the selection;
+* `estimate` — the twin's estimate of how many forget samples gold gets wrong (a `JobKind`);
 * `embedding` — the embedding job (a `JobKind` registered here) and the selection's spread;
 * `runs` — the RunConfig of the settings, the job backend, this session's job, finished runs;
 * `results` — a finished run's views against the gold ensemble, attributions, exports.
@@ -33,6 +34,7 @@ from .embedding import (
     embedding_task,
     selection_spread,
 )
+from .estimate import ESTIMATE, estimate, estimate_config, estimate_task
 from .forget import (
     ForgetCheck,
     add_ids,
@@ -87,6 +89,10 @@ from .state import (
 )
 
 __all__ = [
+    "ESTIMATE",
+    "estimate",
+    "estimate_config",
+    "estimate_task",
     "COLOR_BY",
     "STATUS_COLORS",
     "color_options",

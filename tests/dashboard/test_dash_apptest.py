@@ -85,3 +85,18 @@ def test_run_tiny_job_end_to_end(tiny_run):
         at.run()
     goto(at, "alignment")
     assert len(at.get("plotly_chart")) >= 6
+
+
+def test_twin_estimate_on_the_forget_page(tiny_run):
+    at = goto(app(), "forget")
+    at.session_state["w.sub_fraction"] = 0.3  # the tiny run's forget set: its twin is stored
+    at.run()
+    next(b for b in at.button if b.label == "Estimate with the twin").click().run()
+    deadline = time.monotonic() + 120
+    while not any("The twin estimates" in i.value for i in at.info):
+        assert time.monotonic() < deadline, "the estimate did not finish"
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        time.sleep(0.5)
+        at.run()
+    text = next(i.value for i in at.info if "The twin estimates" in i.value)
+    assert "TMU's predictor would flip" in text

@@ -153,3 +153,20 @@ def test_embedding_colourings_after_a_run(tiny_run):
     groups, _ = service.forget_status(lr, train, "agreement")
     agree = lr.predictions["tmu/forget"].argmax(1) == service.gold_prediction(lr)
     assert np.array_equal(groups[in_f], np.where(agree, 1, 2))
+
+
+def test_twin_estimate_job_before_a_run(tiny_run, tmu_home):
+    from dashboard import service
+
+    be, state = service.backend(tmu_home), tiny_state()
+    assert service.estimate(state, be) == (None, None)  # nothing asked yet
+    job, est = service.estimate(state, be, submit=True)
+    be.wait(job.id, timeout=240)
+    job, est = service.estimate(state, be)
+    check = service.check_forget(state)
+    assert job.state == "done" and est["forget"] == len(check.ids)
+    assert 0 <= est["twin_hard_rate"] <= 1 and 0 <= est["predicted_hard"] <= est["forget"]
+    assert est["expected_wrong"] == pytest.approx(est["twin_hard_rate"] * est["forget"])
+    # The tiny run of the same settings has the same twin: its report says the same.
+    report = service.load(tiny_run).report
+    assert est["twin_hard_rate"] == pytest.approx(1 - report["twin"]["easy_rate"])
