@@ -45,6 +45,7 @@ def main() -> None:
         print(f"`{setting}`:\n")
         print("| features | predictor AUROC | balanced accuracy | TMU agreement | flips |")
         print("|---|---|---|---|---|")
+        shift = []
         for subset in SUBSETS:
             rows = []
             for seed in seeds:
@@ -55,13 +56,19 @@ def main() -> None:
                 auroc = np.nan if q.get("auroc") is None else q["auroc"]
                 agree = r["models"]["tmu"]["vs_gold"]["agreement_forget"]
                 rows.append((auroc, q["balanced_accuracy"], agree, q["predicted_hard"]))
+                if len(subset) == len(SUBSETS[0]):
+                    shift.append(r["twin"]["feature_ks"])
             a = np.array(rows, dtype=float)
             print(
                 f"| {'+'.join(subset)} | {np.nanmean(a[:, 0]):.3f} ± {np.nanstd(a[:, 0]):.3f} | "
                 f"{a[:, 1].mean():.3f} | {a[:, 2].mean():.4f} | {a[:, 3].mean():.1f} |",
                 flush=True,
             )
-        print()
+        ks = {f: np.mean([s[f] for s in shift]) for f in SUBSETS[0]}
+        print(
+            "\nFeature shift, twin set (H_f under M_t) vs forget set (D_f under M_o), mean KS "
+            "statistic: " + ", ".join(f"{f} {v:.2f}" for f, v in ks.items()) + "\n"
+        )
 
 
 if __name__ == "__main__":

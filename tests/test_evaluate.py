@@ -217,3 +217,11 @@ def test_predictor_auroc_hand_case():
     # an all-right gold has no hard sample: no AUROC
     q_all = ev.predictor_quality(easy, [onehot([0, 1, 2, 2], hot=0.8)], Y, np.ones(4) / 2)
     assert q_all["auroc"] is None
+
+
+def test_feature_shift_is_the_ks_statistic_per_column():
+    twin = np.c_[np.arange(10.0), np.arange(10.0)]
+    real = np.c_[np.arange(10.0), np.arange(10.0) + 100]
+    assert ev.feature_shift(twin, real, ["DF", "AF"]) == {"DF": 0.0, "AF": 1.0}
+    half = np.c_[np.arange(5.0, 15.0)]  # overlaps the twin's 0..9 on 5..9
+    assert ev.feature_shift(twin[:, :1], half, ["CF"])["CF"] == pytest.approx(0.5)

@@ -253,8 +253,11 @@ def test_evaluate_result_is_build_report_of_the_stage_values(result):
         "rule": "gain",
         "threshold": result.twin.predictor.threshold,
         "flip_match": result.twin.predictor.flip_match,
+        "feature_ks": report["twin"]["feature_ks"],
         "true_hard": int((result.twin.labels == 0).sum()),
     }
+    ks = report["twin"]["feature_ks"]
+    assert list(ks) == list(result.cfg.features.features) and all(0 <= v <= 1 for v in ks.values())
     assert report["models"]["tmu"]["prep_seconds"] == pytest.approx(
         result.twin.seconds + result.twin.tuning["tmu"].seconds
     )

@@ -143,6 +143,15 @@ def noise_floor(golds: list[np.ndarray], y: np.ndarray, num_classes: int) -> dic
     return floor
 
 
+def feature_shift(twin: np.ndarray, real: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Two-sample Kolmogorov-Smirnov statistic per feature column between the twin set's features
+    (H_f under M_t) and the forget set's (D_f under M_o): 0 = same distribution, 1 = disjoint. A
+    large value says the predictor is applied outside what it learnt on."""
+    from scipy.stats import ks_2samp
+
+    return {n: float(ks_2samp(twin[:, k], real[:, k]).statistic) for k, n in enumerate(names)}
+
+
 def predictor_quality(
     easy: np.ndarray, golds: list[np.ndarray], y: np.ndarray, p_easy: np.ndarray | None = None
 ) -> dict:

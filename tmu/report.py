@@ -100,6 +100,9 @@ def build_report(
             "rule": twin.predictor.rule,
             "threshold": twin.predictor.threshold,
             "flip_match": twin.predictor.flip_match,
+            "feature_ks": ev.feature_shift(
+                twin.features, decisions.features, list(cfg.features.features)
+            ),
             "true_hard": int((twin.labels == 0).sum()),
         }
     return report
