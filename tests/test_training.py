@@ -116,10 +116,12 @@ def test_fit_stops_when_the_stop_test_says_so(tiny):
 
     def stop(model):
         checks.append(model.training)
-        return len(checks) == 2  # the second check (after step 4 of 8, with check_every=2)
+        return len(checks) == 3  # checks before step 1, after step 2, after step 4 (of 8)
 
     seen = fit_64_samples(tiny, stop=stop, check_every=2)
-    assert seen == pytest.approx([k / 8 for k in range(1, 5)]) and checks == [False, False]
+    assert seen == pytest.approx([k / 8 for k in range(1, 5)]) and checks == [False] * 3
+    # a model already at its target is not trained at all
+    assert fit_64_samples(tiny, stop=lambda model: True) == []
 
 
 def test_training_lowers_the_loss_of_fitted_samples(tiny):

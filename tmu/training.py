@@ -128,8 +128,9 @@ def fit(
     mask: one 0/1 tensor per parameter; only the weights under a 1 change, and weight decay then
     acts inside the mask only (SGD's own decay would move the frozen weights).
     clip: a bound on the gradient's global l2 norm per step (None: no clipping).
-    stop: called with the model (in eval mode) every `check_every` steps; training ends once it
-    returns True (a method stopped at a target, see `tmu.unlearn.base.ForgetTarget`).
+    stop: called with the model (in eval mode) before the first step and every `check_every`
+    steps; training ends once it returns True (a method stopped at a target, see
+    `tmu.unlearn.base.ForgetTarget`: a model already at its target is returned untrained).
     """
     model.to(device).train()
     rng = np.random.default_rng(seed if salt is None else [seed, salt])
@@ -141,6 +142,9 @@ def fit(
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cfg.schedule == "cosine" else None
     )
     step = 0
+    if stop is not None and stop(model.eval()):
+        return model
+    model.train()
     for _ in range(cfg.epochs):
         epoch = _epoch(parts, rng)
         for start in range(0, len(epoch[0]), cfg.batch_size):
