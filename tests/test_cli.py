@@ -256,7 +256,7 @@ BAD = [
     ),
     (
         ["--set", "predictor.rule=x"],
-        "predictor.rule='x': Input should be 'rate', 'threshold' or 'gain'",
+        "predictor.rule='x': Input should be 'rate', 'threshold', 'gain' or 'twin'",
     ),
     (
         ["--set", "predictor.kind=x"],

@@ -110,7 +110,7 @@ BAD_VALUES = [
     ),
     (
         {"predictor": {"rule": "x"}},
-        "predictor.rule='x': Input should be 'rate', 'threshold' or 'gain'",
+        "predictor.rule='x': Input should be 'rate', 'threshold', 'gain' or 'twin'",
     ),
     ({"predictor": {"folds": 1}}, "predictor.folds=1: Input should be greater than or equal to 2"),
     ({"split": {"holdout": 0}}, "split.holdout=0: Input should be greater than 0"),
