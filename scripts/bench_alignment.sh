@@ -19,5 +19,6 @@ run "random:0.1" random & p1=$!
 run "subclass:*:0.3" subclass & p2=$!
 run "mislabeled:0.1" mislabeled & p3=$!
 wait $p1 $p2 $p3
-cat "$out/random.md" "$out/subclass.md" "$out/mislabeled.md" > "$out/all.md"
-echo "wrote $out/all.md"
+cat "$out/random.md" "$out/subclass.md" "$out/mislabeled.md" > "$out/benchmark.md"
+rm "$out/random.md" "$out/subclass.md" "$out/mislabeled.md" "$out"/*.log
+echo "wrote $out/benchmark.md"
