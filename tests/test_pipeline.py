@@ -417,3 +417,13 @@ def test_the_twin_rule_lets_tmus_twin_tuning_choose_rate_or_gain(tmp_path):
     else:
         assert (~easy).sum() == len(easy) - round(fitted.easy_rate * len(easy))
     assert report_of(result)["twin"]["rule"] == fitted.rule
+
+
+def test_the_twin_rule_without_tmu_leaves_the_rule_unchosen(tmp_path):
+    # Only a twin-tuned baseline: nothing chooses a decision rule, and nothing needs one.
+    cfg = tiny_config(
+        methods=["finetune"], twin_tune=["finetune"], gold_seeds=1, predictor={"rule": "twin"}
+    )
+    result = execute(cfg, store=Store(tmp_path))
+    assert result.twin.predictor.rule == "twin" and result.decisions is None
+    assert set(result.unlearned) == {"finetune", "finetune+twin"}

@@ -27,7 +27,7 @@ from .artifacts import Store
 from .config import RunConfig, from_dict
 from .models import device_label, resolve_device
 from .pipeline import Result, execute
-from .report import evaluate_result, model_probs
+from .report import Probs, evaluate_result, model_probs
 from .unlearn import Env, get_method
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,12 @@ ORACLE = "control: TMU, oracle flips (reads gold)"
 CONTROLS = (RANDOM_FLIPS, ORACLE)
 
 
-def control_models(result: Result) -> dict[str, object]:
+def control_models(result: Result, golds: list[np.ndarray]) -> dict[str, object]:
     """TMU (with the hyper-parameters it chose) re-run with two other easy / hard masks: a random
     mask with as many hard samples as the predictor's (is the predictor better than chance?) and
     the gold ensemble's own right / wrong (the ceiling a perfect predictor would reach). Benchmark
-    controls only: the oracle reads the gold models, which no method may."""
+    controls only: the oracle reads the gold models, which no method may. `golds`: each gold
+    seed's softmax on D_f, as evaluated."""
     tmu, data = result.unlearned.get("tmu"), result.data
     if tmu is None or tmu.decisions is None:
         return {}
@@ -83,7 +84,7 @@ def control_models(result: Result) -> dict[str, object]:
     rng = np.random.default_rng([result.cfg.seed, 0xC0])
     shuffled = np.zeros(len(easy), dtype=bool)
     shuffled[rng.choice(len(easy), size=int(easy.sum()), replace=False)] = True
-    gold = np.mean([data.predict(g.model, forget) for g in result.trained.golds], axis=0)
+    gold = np.mean(golds, axis=0)
     masks = {RANDOM_FLIPS: shuffled, ORACLE: gold.argmax(1) == data.labels[forget]}
     env = Env(data.device, result.cfg.seed, data.build)
     original = result.trained.original.model
@@ -93,20 +94,21 @@ def control_models(result: Result) -> dict[str, object]:
     }
 
 
-def add_controls(report: dict, result: Result) -> dict:
-    """`report` with the control models' entries under report["controls"]."""
-    models = control_models(result)
+def add_controls(report: dict, result: Result, probs: Probs) -> dict:
+    """`report` with the control models' entries under report["controls"]; `probs` are the
+    run's evaluated softmax outputs (the gold models' are reused)."""
+    golds = [probs[f"gold_{k}"]["forget"] for k in range(len(result.trained.golds))]
+    models = control_models(result, golds)
     if not models:
         return report
-    probs, s, data = model_probs(result.data, models), result.data.splits, result.data
+    s, data = result.data.splits, result.data
     y = {k: data.labels[getattr(s, k)] for k in ev.SETS}
-    golds = [data.predict(g.model, s.forget) for g in result.trained.golds]
     report["controls"] = {
         name: {
             **ev.model_summary(p, y, data.pool.num_classes),
             "vs_gold": ev.vs_golds(p["forget"], golds, y["forget"], data.pool.num_classes),
         }
-        for name, p in probs.items()
+        for name, p in model_probs(data, models).items()
     }
     return report
 
@@ -254,8 +256,8 @@ def run_setting(
     for seed in seeds:
         cfg = from_dict(RunConfig, {**base, "dataset": dataset, "forget": setting, "seed": seed})
         result = execute(cfg, store=store)
-        report = evaluate_result(result)[0]
-        reports.append(add_controls(report, result) if controls else report)
+        report, probs = evaluate_result(result)
+        reports.append(add_controls(report, result, probs) if controls else report)
         logger.info("benchmark %s %s seed %d done", dataset, setting, seed)
     return reports
 

@@ -95,8 +95,9 @@ def prepare_twin(
     fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match)
     fit_seconds = time.perf_counter() - start
     tuning = tune_methods(cfg, data, labels, o, twin.model, h_f, fitted, key, store)
-    if fitted.rule == "twin":  # the rule TMU's twin-tuning chose
-        fitted = fitted.choose(next(t.rule for t in tuning.values() if t.rule))
+    chosen = [t.rule for t in tuning.values() if t.rule]
+    if fitted.rule == "twin" and chosen:  # the rule TMU's twin-tuning chose (none: no TMU)
+        fitted = fitted.choose(chosen[0])
     report(1.0)
     # The reusable twin preparation shared by all methods, from each part's measured (possibly
     # stored) time; a method's own twin-tuning time is added to it in its report entry.
@@ -158,10 +159,8 @@ def tune_methods(
     for name in dict.fromkeys(e.method for e in method_entries(cfg) if e.tuned):
         base, m = cfg.method_params.get(name, {}), METHODS[name]
         rules = fitted.candidates if m.needs_predictor else {None: fitted.oof_easy}
-        masks = [rules[r] for r in rules]
+        masks = list(rules.values())
         key = config_key("tune", twin_key, name, m.defaults, base, m.grid, *masks, cfg.seed)
-        if list(rules) != [fitted.rule] and m.needs_predictor:  # (keys of one rule unchanged)
-            key = config_key(key, sorted(rules))
         result = store.load_json(key)
         if result is None:
             start, trials = time.perf_counter(), []
