@@ -65,13 +65,14 @@ def _write_cifar10(root: Path, per_batch: int = 2, n_test: int = 3):
 
 
 def _write_cifar100(root: Path, n_train: int = 5, n_test: int = 3):
-    """Tiny cifar-100-python/ pickles; returns (images NCHW, fine labels, class names)
-    train+test."""
+    """Tiny cifar-100-python/ pickles in the real layout (train / test dicts with data,
+    fine_labels, coarse_labels; meta with fine_label_names, coarse_label_names); returns (images
+    NCHW, fine labels, fine names, coarse labels, coarse names) train+test."""
     rng = np.random.default_rng(2)
     n = n_train + n_test
     flat = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
     fine = rng.integers(0, 100, n).tolist()
-    coarse = [f // 5 for f in fine]
+    coarse = [(7 * f + 3) % 20 for f in fine]  # any fixed fine -> super-class map
     folder = root / "cifar-100-python"
     for name, rows in (("train", slice(0, n_train)), ("test", slice(n_train, n))):
         _pickle(
@@ -79,11 +80,9 @@ def _write_cifar100(root: Path, n_train: int = 5, n_test: int = 3):
             {"data": flat[rows], "fine_labels": fine[rows], "coarse_labels": coarse[rows]},
         )
     names = [f"c100_{i}" for i in range(100)]
-    _pickle(
-        folder / "meta",
-        {"fine_label_names": names, "coarse_label_names": [f"s{i}" for i in range(20)]},
-    )
-    return flat.reshape(n, 3, 32, 32), fine, names
+    coarse_names = [f"super_{i}" for i in range(20)]
+    _pickle(folder / "meta", {"fine_label_names": names, "coarse_label_names": coarse_names})
+    return flat.reshape(n, 3, 32, 32), fine, names, coarse, coarse_names
 
 
 def _no_md5(cls: type) -> type:
@@ -104,6 +103,7 @@ def _no_md5(cls: type) -> type:
 def no_md5(monkeypatch):
     monkeypatch.setitem(data._TV_CLASSES, "cifar10", _no_md5(tvd.CIFAR10))
     monkeypatch.setitem(data._TV_CLASSES, "cifar100", _no_md5(tvd.CIFAR100))
+    monkeypatch.setitem(data._TV_CLASSES, "cifar100-coarse", _no_md5(tvd.CIFAR100))
 
 
 # ----------------------------------------------------------------------------- embedded datasets
@@ -165,12 +165,43 @@ def test_cifar10_round_trip(tmp_path, no_md5):
 
 
 def test_cifar100_round_trip(tmp_path, no_md5):
-    x, fine, names = _write_cifar100(tmp_path)
+    x, fine, names, _, _ = _write_cifar100(tmp_path)
     pool = load_dataset("cifar100", root=tmp_path)
     assert pool.x.shape == (8, 3, 32, 32)
     assert pool.y.tolist() == fine and pool.classes == tuple(names) and pool.num_classes == 100
     assert torch.equal(pool.x, torch.from_numpy(x).float() / 255)
     assert pool.official_test.tolist() == [5, 6, 7]
+
+
+def test_cifar100_coarse_uses_the_super_classes_stored_in_the_files(tmp_path, no_md5):
+    x, fine, _, coarse, coarse_names = _write_cifar100(tmp_path)
+    pool = load_dataset("cifar100-coarse", root=tmp_path)
+    assert pool.name == "cifar100-coarse" and pool.x.shape == (8, 3, 32, 32)
+    assert pool.y.dtype == torch.int64 and pool.y.tolist() == coarse != fine
+    assert pool.classes == tuple(coarse_names) and pool.num_classes == 20
+    assert torch.equal(pool.x, torch.from_numpy(x).float() / 255)  # same images as cifar100
+    assert pool.official_test.tolist() == [5, 6, 7]  # the official test split is kept
+
+
+def test_cifar100_coarse_without_coarse_labels_names_the_file(tmp_path, no_md5):
+    _write_cifar100(tmp_path)
+    test_file = tmp_path / "cifar-100-python" / "test"
+    entry = pickle.loads(test_file.read_bytes())
+    del entry["coarse_labels"]
+    _pickle(test_file, entry)
+    assert len(load_dataset("cifar100", root=tmp_path)) == 8  # fine labels still load
+    with pytest.raises(
+        DatasetError, match=rf"cifar100-coarse: cannot read 'coarse_labels' from {test_file}"
+    ):
+        load_dataset("cifar100-coarse", root=tmp_path)
+
+
+def test_cifar100_coarse_label_outside_the_names(tmp_path, no_md5):
+    _write_cifar100(tmp_path)
+    meta = tmp_path / "cifar-100-python" / "meta"
+    _pickle(meta, {"fine_label_names": [str(i) for i in range(100)], "coarse_label_names": ["a"]})
+    with pytest.raises(DatasetError, match=r"cifar100-coarse: coarse label \d+ .* outside 0..0"):
+        load_dataset("cifar100-coarse", root=tmp_path)
 
 
 def test_default_root_from_env(tmp_path, monkeypatch):
@@ -186,6 +217,7 @@ def test_default_root_from_env(tmp_path, monkeypatch):
         ("fashion-mnist", "FashionMNIST/raw", "train-images-idx3-ubyte"),
         ("cifar10", "cifar-10-batches-py", "data_batch_1"),
         ("cifar100", "cifar-100-python", "train"),
+        ("cifar100-coarse", "cifar-100-python", "train"),
     ],
 )
 def test_missing_files_name_the_folder(tmp_path, name, folder, first_file):
@@ -213,7 +245,10 @@ def test_failed_download_is_a_dataset_error(tmp_path, monkeypatch):
             raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
     monkeypatch.setitem(data._TV_CLASSES, "mnist", Offline)
-    with pytest.raises(DatasetError, match="Error downloading.*download failed"):
+    with pytest.raises(
+        DatasetError,
+        match=f"Error downloading.*download from .* into {re.escape(str(tmp_path))} failed",
+    ):
         load_dataset("mnist", root=tmp_path, download=True)
 
 
@@ -323,7 +358,7 @@ def test_unknown_name_lists_valid_names():
     with pytest.raises(
         DatasetError,
         match="unknown dataset 'imagenet'.*mnist5k, digits, mnist, "
-        "fashion-mnist, cifar10, cifar100, imagefolder:PATH",
+        "fashion-mnist, cifar10, cifar100, cifar100-coarse, imagefolder:PATH",
     ):
         load_dataset("imagenet")
 
@@ -358,7 +393,15 @@ def test_download_command_reports_the_dataset_once_its_files_are_there(tmp_path,
 
 def test_dataset_names_and_registry():
     assert dataset_names() == [*DATASETS, "imagefolder:PATH"]
-    assert {"mnist5k", "digits", "mnist", "fashion-mnist", "cifar10", "cifar100"} == set(DATASETS)
+    assert {
+        "mnist5k",
+        "digits",
+        "mnist",
+        "fashion-mnist",
+        "cifar10",
+        "cifar100",
+        "cifar100-coarse",
+    } == set(DATASETS)
 
 
 def test_pool_rejects_bad_arrays():

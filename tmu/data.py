@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import pickle
+import tarfile
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import datasets as tvd
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.utils import check_md5
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +115,7 @@ _TV_CLASSES: dict[str, type] = {
     "fashion-mnist": tvd.FashionMNIST,
     "cifar10": tvd.CIFAR10,
     "cifar100": tvd.CIFAR100,
+    "cifar100-coarse": tvd.CIFAR100,  # same files, labelled by the 20 super-classes
 }
 
 
@@ -125,20 +129,48 @@ def _expected_files(cls: type, root: Path) -> tuple[Path, list[str]]:
     return root / cls.__name__ / "raw", [Path(f).stem for f, _ in cls.resources]
 
 
+def _download_source(cls: type) -> str:
+    """Where torchvision's `cls` downloads from: its archive URL, or its mirror(s) (MNIST
+    family)."""
+    if hasattr(cls, "url"):
+        return cls.url
+    return " or ".join(cls.mirrors)
+
+
+def _bad_downloads(cls: type, root: Path) -> list[Path]:
+    """Downloaded archives of `cls` under `root` whose md5 differs from torchvision's."""
+    if hasattr(cls, "tgz_md5"):
+        archives = [(root / cls.filename, cls.tgz_md5)]
+    else:  # MNIST family: one .gz per file in <root>/<ClassName>/raw/
+        archives = [(root / cls.__name__ / "raw" / f, md5) for f, md5 in cls.resources]
+    return [p for p, md5 in archives if md5 and p.is_file() and not check_md5(p, md5)]
+
+
 def _not_found(key: str, cls: type, root: Path, download: bool, err: Exception) -> DatasetError:
     """A DatasetError saying where torchvision wanted `key`'s files and how to get them."""
     folder, names = _expected_files(cls, root)
     missing = [n for n in names if not (folder / n).is_file()]
     kind = "" if hasattr(cls, "base_folder") else "un-gzipped IDX files "
+    said = " ".join(str(err).split()) or type(err).__name__  # one line, never empty
+    url = getattr(err, "url", None)  # urllib's HTTPError knows which request failed
+    if url and url not in said:
+        said += f" ({url})"
     msg = (
         f"{key}: cannot load the dataset files from {folder}{os.sep} (torchvision expects {kind}"
         f"{', '.join(names)} there; missing: "
         f"{', '.join(missing) or 'none, so some are corrupted'}). "
-        f"torchvision said: {err}. "
+        f"torchvision said: {said}. "
     )
     if download:
+        bad = _bad_downloads(cls, root)
+        if bad:
+            msg += (
+                f"The downloaded {', '.join(map(str, bad))} did not match the md5 sum torchvision "
+                "expects (a truncated or changed file): delete it and retry. "
+            )
         return DatasetError(
-            msg + "The download failed; check network access or copy the files there."
+            msg + f"The download from {_download_source(cls)} into {root} failed; "
+            "check network access or copy the files there."
         )
     return DatasetError(
         msg + f"Copy the files there, or fetch them where the network allows with "
@@ -154,18 +186,74 @@ def _to_nchw(data) -> torch.Tensor:
     return t.float().div_(255.0)
 
 
+def _data_root(root: Path | None) -> Path:
+    """The data folder: `root` with ~ expanded, else the default."""
+    return Path(root).expanduser() if root is not None else _default_root()
+
+
+# What torchvision raises for missing, corrupted or undownloadable files (urllib's URLError and
+# HTTPError are OSErrors; a bad archive is a TarError; a bad pickle an UnpicklingError).
+_LOAD_ERRORS = (
+    RuntimeError,
+    OSError,
+    ValueError,
+    EOFError,
+    AssertionError,
+    tarfile.TarError,
+    pickle.UnpicklingError,
+)
+
+
 def _load_torchvision(key: str, root: Path | None, download: bool) -> Pool:
     """Train split then test split of torchvision dataset `key`, read from its raw arrays."""
     cls = _TV_CLASSES[key]
-    root = Path(root).expanduser() if root is not None else _default_root()
+    root = _data_root(root)
     try:
         train, test = (cls(str(root), train=flag, download=download) for flag in (True, False))
-    except (RuntimeError, OSError, ValueError, EOFError, AssertionError) as err:
+    except _LOAD_ERRORS as err:
         raise _not_found(key, cls, root, download, err) from err
     x = torch.cat([_to_nchw(train.data), _to_nchw(test.data)])
     y = np.concatenate([np.asarray(train.targets), np.asarray(test.targets)])
     official = np.arange(len(train.data), len(x), dtype=np.int64)
     return _pool(key, x, y, train.classes, official)
+
+
+def _read_cifar_key(key: str, path: Path, field: str) -> list:
+    """Entry `field` of the CIFAR pickle at `path` (latin1-decoded, like torchvision reads it)."""
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        return list(entry[field])
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f"{key}: cannot read {field!r} from {path}: {err!r}") from err
+
+
+def _load_cifar100_coarse(root: Path | None, download: bool) -> Pool:
+    """CIFAR-100 labelled by its 20 super-classes (the TMU paper's setting): the `cifar100`
+    images and official test split, with the `coarse_labels` and `coarse_label_names` stored in
+    the same torchvision files."""
+    key = "cifar100-coarse"
+    fine = _load_torchvision(key, root, download)  # fetches and md5-checks the files
+    cls = _TV_CLASSES[key]
+    folder = _data_root(root) / cls.base_folder
+    labels = [
+        y
+        for f, _ in cls.train_list + cls.test_list
+        for y in _read_cifar_key(key, folder / f, "coarse_labels")
+    ]
+    names = _read_cifar_key(key, folder / cls.meta["filename"], "coarse_label_names")
+    if len(labels) != len(fine):
+        raise DatasetError(
+            f"{key}: {folder} holds {len(labels)} coarse labels for {len(fine)} images"
+        )
+    y = np.asarray(labels, dtype=np.int64)
+    bad = y[(y < 0) | (y >= len(names))]
+    if len(bad):
+        raise DatasetError(
+            f"{key}: coarse label {bad[0]} in {folder} is outside 0..{len(names) - 1} "
+            f"({len(names)} coarse_label_names)"
+        )
+    return replace(fine, y=torch.from_numpy(y), classes=tuple(str(c) for c in names))
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -251,6 +339,7 @@ DATASETS: dict[str, Callable[[Path | None, bool], Pool]] = {
     "fashion-mnist": partial(_load_torchvision, "fashion-mnist"),
     "cifar10": partial(_load_torchvision, "cifar10"),
     "cifar100": partial(_load_torchvision, "cifar100"),
+    "cifar100-coarse": _load_cifar100_coarse,
 }
 
 
