@@ -1,5 +1,5 @@
-"""Command line: `python -m tmu run | methods | benchmark | download` (architecture.md gives the
-contract).
+"""Command line: `python -m tmu run | sweep | methods | benchmark | download | cluster`
+(architecture.md gives the contract).
 
 Bad input exits with status 2 and one line `error: ...` naming the bad value, never a traceback.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -188,21 +189,126 @@ def progress_display(stages: list[str], quiet: bool):
     return StageBar(stages) if sys.stderr.isatty() else StageLog(stages)
 
 
+def make_queue(args: argparse.Namespace, store: Store, workers: int | None = None):
+    """The job queue of `--backend`: this machine, or the Ray cluster at `--ray-address`."""
+    from .sweep import local_queue, ray_queue
+
+    if args.backend == "ray":
+        if not args.ray_address:
+            raise ValueError("--backend ray needs --ray-address HOST:PORT (or TMU_RAY_ADDRESS)")
+        return ray_queue(store, args.ray_address, workers)
+    return local_queue(store, workers or 1)
+
+
+def follow(queue, job_id: str, shown) -> None:
+    """Forward a queued job's progress to the display until it ends; Ctrl-C cancels it."""
+    try:
+        while (job := queue.status(job_id)).active:
+            if shown is not None and job.stage:
+                shown(job.stage, job.stage_fraction)
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        queue.cancel(job_id)
+        queue.wait(job_id, timeout=60)
+        raise
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import plan_stages, validate
     from .runs import run_to_folder
 
     cfg = config_from_args(args)
     validate(cfg)
+    if args.download:
+        from .data import load_dataset
+
+        load_dataset(cfg.dataset, cfg.data_root, download=True)
     out = Path(args.out) if args.out else default_out(cfg)
+    store = Store(args.store)
     shown = progress_display(plan_stages(cfg), args.quiet)
     try:
-        report = run_to_folder(cfg, out, store=Store(args.store), progress=shown)
+        if args.backend == "local":
+            report = run_to_folder(cfg, out, store=store, progress=shown)
+        else:
+            report = run_queued(args, cfg, store, out, shown)
     finally:
         if shown is not None:
             shown.close()
     print(summary_table(report))
     print(f"run folder: {out}")
+    return 0
+
+
+def run_queued(args: argparse.Namespace, cfg: RunConfig, store: Store, out: Path, shown) -> dict:
+    """One run as a job on the backend's queue; its folder copied to `out`; the report."""
+    from .jobs import DONE
+    from .sweep import copy_tree
+
+    queue = make_queue(args, store)
+    job_id = queue.submit(cfg)
+    follow(queue, job_id, shown)
+    job = queue.status(job_id)
+    if job.state != DONE:
+        raise JobFailed(f"the job {job.state}: {job.error}")
+    if Path(job.out_dir).resolve() != out.resolve():
+        copy_tree(Path(job.out_dir), out)
+    return json.loads((out / "report.json").read_text())
+
+
+class JobFailed(RuntimeError):
+    """A job that ran and failed (exit status 1, not a bad input)."""
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import grid, parse_seeds, run_sweep
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    base = {
+        **parse_overrides(args.set or []),
+        "methods": list(methods),
+        "gold_seeds": args.gold_seeds,
+        "model": args.model,
+        "device": args.device,
+        "data_root": args.data_root,
+    }
+    cfgs = grid(
+        [d for d in args.dataset.split(",") if d],
+        [f for f in args.forget.split(",") if f],
+        parse_seeds(args.seeds),
+        base,
+    )
+    out = Path(args.out)
+    queue = make_queue(args, Store(args.store), args.workers)
+    start = time.monotonic()
+
+    def on_change(done: int, failed: int, total: int) -> None:
+        if not args.quiet:
+            print(
+                f"{done + failed}/{total} runs finished ({failed} failed), "
+                f"{time.monotonic() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = run_sweep(queue, cfgs, out, on_change=on_change)
+    for cfg, error in result.failed:
+        print(f"failed: {cfg.dataset} {cfg.forget} seed {cfg.seed}: {error}", file=sys.stderr)
+    print(
+        f"wrote {result.csv} ({len(result.rows)} rows, {len(cfgs)} runs) in "
+        f"{time.monotonic() - start:.0f} s"
+    )
+    return 1 if result.failed else 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .ray_backend import RayRunner, shutdown_workers
+
+    if not args.ray_address:
+        raise ValueError("cluster needs --ray-address HOST:PORT (or TMU_RAY_ADDRESS)")
+    if args.stop_workers:
+        print(f"stopped {shutdown_workers(args.ray_address)} tmu worker(s)")
+        return 0
+    print(json.dumps(RayRunner(args.ray_address).describe(), indent=2))
     return 0
 
 
@@ -243,6 +349,21 @@ def cmd_download(args: argparse.Namespace) -> int:
     pool = load_dataset(args.dataset, args.data_root, download=True)
     print(f"{args.dataset}: {len(pool)} images, {pool.num_classes} classes, ready")
     return 0
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default=os.environ.get("TMU_BACKEND", "local"),
+        help="where jobs run: this machine (default) or a Ray cluster",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=os.environ.get("TMU_RAY_ADDRESS"),
+        metavar="HOST:PORT",
+        help="the Ray cluster's head (ray start --head --port PORT); default $TMU_RAY_ADDRESS",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +415,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. train.epochs=5 or method_params.tmu.sigma=0.2",
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a missing torchvision dataset into the data root first (needs the internet)",
+    )
+    add_backend_args(r)
     r.set_defaults(func=cmd_run)
+    w = sub.add_parser("sweep", help="a grid of runs as parallel jobs, one CSV row per model")
+    w.add_argument("--dataset", default="mnist5k", help="comma list of datasets")
+    w.add_argument("--forget", default="random:0.1", help="comma list of forget specs")
+    w.add_argument("--seeds", default="0", help="comma list and ranges, e.g. 0,1,2 or 100-109")
+    w.add_argument("--methods", default=",".join(RunConfig.methods))
+    w.add_argument("--gold-seeds", type=int, default=3)
+    w.add_argument("--model", default="cnn")
+    w.add_argument("--device", default="auto")
+    w.add_argument("--data-root")
+    w.add_argument("--store", help="run store root (default $TMU_HOME or ./runs)")
+    w.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    w.add_argument(
+        "--workers",
+        type=int,
+        help="jobs at once (local: worker processes, default 1; ray: default one per GPU)",
+    )
+    w.add_argument("--out", required=True, help="folder for sweep.csv and runs/")
+    w.add_argument("-q", "--quiet", action="store_true")
+    add_backend_args(w)
+    w.set_defaults(func=cmd_sweep)
+    c = sub.add_parser("cluster", help="the Ray cluster's GPUs and tmu workers")
+    c.add_argument("--ray-address", default=os.environ.get("TMU_RAY_ADDRESS"))
+    c.add_argument("--stop-workers", action="store_true", help="kill every tmu worker")
+    c.set_defaults(func=cmd_cluster)
     m = sub.add_parser("methods", help="list the unlearning methods")
     m.set_defaults(func=cmd_methods)
     b = sub.add_parser("benchmark", help="several seeds and settings, written as a markdown table")
@@ -355,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except JobFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (
         ValueError,
         OSError,

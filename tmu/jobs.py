@@ -170,7 +170,17 @@ class JobBackend(ABC):
 class Runner(ABC):
     """Executes one job to its end; returns (final state, error message or None).
 
-    `report(stage, fraction)` records progress; `cancelled` is set when the job should stop."""
+    `report(stage, fraction)` records progress; `cancelled` is set when the job should stop.
+    `parallelism`: how many jobs it can run at once (a JobQueue starts that many worker
+    threads)."""
+
+    parallelism: int = 1
+
+    def describe(self) -> dict:
+        """Where jobs run, for the dashboard: this machine and its device."""
+        from .models import device_label, resolve_device
+
+        return {"backend": "local", "device": device_label(resolve_device("auto"))}
 
     @abstractmethod
     def run(
@@ -289,15 +299,18 @@ def worker_main(argv: list[str]) -> int:
 
 
 class JobQueue(JobBackend):
-    """The job table, a FIFO queue, de-duplication and cancel, with one worker thread that owns
-    the device and hands each job to `runner` (a ThreadRunner by default; the dashboard uses a
-    ProcessRunner). Without `kinds` it uses the registry JOB_KINDS as it is at each submit."""
+    """The job table, a FIFO queue, de-duplication and cancel, with worker threads (one by
+    default: it owns the device; `workers`, else the runner's parallelism, e.g. one per GPU of a
+    Ray cluster) that hand each job to `runner` (a ThreadRunner by default; the dashboard uses a
+    ProcessRunner, or a `tmu.ray_backend.RayRunner`). Without `kinds` it uses the registry
+    JOB_KINDS as it is at each submit."""
 
     def __init__(
         self,
         root: str | Path | None = None,
         runner: Runner | None = None,
         kinds: dict[str, JobKind] | None = None,
+        workers: int | None = None,
     ):
         self.root = Path(root if root is not None else default_root()).resolve()
         self.store = Store(self.root)
@@ -308,8 +321,16 @@ class JobQueue(JobBackend):
         self._cancel: dict[str, threading.Event] = {}
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
-        self._worker = threading.Thread(target=self._work, name="tmu-job-worker", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"tmu-job-worker-{i}", daemon=True)
+            for i in range(workers or self.runner.parallelism)
+        ]
+        for t in self._workers:
+            t.start()
+
+    def describe(self) -> dict:
+        """Where this queue's jobs run (the runner's description) and how many run at once."""
+        return {**self.runner.describe(), "parallel_jobs": len(self._workers)}
 
     def submit(self, cfg: RunConfig, kind: str = "run", *, force: bool = False) -> str:
         spec = self.kind(kind)
