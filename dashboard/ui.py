@@ -23,6 +23,14 @@ def setup(title: str):
         state[key] = state[key]
     sidebar(state)
     st.title(title)
+    error = service.backend_error()
+    if error:
+        st.error(
+            f"The job backend is unavailable: {error}  \nStart the cluster as the README's "
+            "“Running on a GPU server or cluster” says, or unset TMU_BACKEND to run on this "
+            "machine; this page tries again on your next click."
+        )
+        st.stop()
     return state
 
 

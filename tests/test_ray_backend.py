@@ -67,18 +67,18 @@ def ray_env(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A Ray head on 127.0.0.1 with 2 CPUs and one fake GPU; the worker store is its TMU_HOME.
-    Yields (address, token, worker store)."""
+    Yields (GCS address, Ray Client address, worker store)."""
     base = tmp_path_factory.mktemp("ray")
-    token, port = RAY_TOKEN, free_port()
+    token, port, client_port = RAY_TOKEN, free_port(), free_port()
     env = {**os.environ, **ray_env(token), "TMU_HOME": str(base / "worker-store")}
     start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
     start += ["--num-cpus", "2", "--num-gpus", "1", "--include-dashboard", "false"]
-    start += ["--disable-usage-stats"]
+    start += ["--disable-usage-stats", "--ray-client-server-port", str(client_port)]
     proc = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     address = f"127.0.0.1:{port}"
     try:
-        yield address, token, base / "worker-store"
+        yield address, f"ray://127.0.0.1:{client_port}", base / "worker-store"
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -231,6 +231,19 @@ def test_unreachable_address_is_a_clear_error_within_seconds(tmp_path):
     assert "Traceback" not in proc.stderr and time.monotonic() - start < 20
 
 
+def test_cli_run_through_the_ray_client_address(cluster, tmp_path):
+    """From a machine outside the cluster: `ray://HOST:PORT` (Ray Client), in a fresh process."""
+    out = tmp_path / "out"
+    args = ["run", "--backend", "ray", "--ray-address", cluster[1], "--dataset", "digits"]
+    args += ["--methods", "tmu,finetune", "--gold-seeds", "1", "--device", "cpu", "--seed", "7"]
+    args += [a for s in SETS for a in ("--set", s)] + ["--out", str(out), "-q"]
+    proc = run_cli(args, {"TMU_HOME": str(tmp_path / "store")}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["methods"] == ["tmu", "finetune"] and "tmu" in proc.stdout
+    assert 0.0 <= report["models"]["tmu"]["acc"]["forget"] <= 1.0
+
+
 def test_wrong_token_is_a_clear_error(cluster, tmp_path):
     env = {**ray_env("0" * 32), "TMU_HOME": str(tmp_path)}
     start = time.monotonic()
@@ -257,3 +270,25 @@ def test_pack_and_unpack_write_the_marker_last(tmp_path):
         dest / "models" / "a.pt"
     ).stat().st_mtime_ns
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "src"]  # no temp folder left
+
+
+def test_run_page_shows_the_cluster_and_runs_a_job_on_it(cluster, tmp_path, monkeypatch):
+    """The dashboard with TMU_BACKEND=ray: the Run page names the cluster and its GPU, and a
+    tiny job submitted there runs on the Ray worker."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import service
+
+    monkeypatch.setenv("TMU_HOME", str(tmp_path))
+    monkeypatch.setenv("TMU_BACKEND", "ray")
+    monkeypatch.setenv("TMU_RAY_ADDRESS", cluster[0])
+    monkeypatch.setenv("TMU_DASHBOARD_DATASET", "digits")
+    monkeypatch.setenv("TMU_DASHBOARD_PROFILE", "quick")
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/run.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"Ray cluster at `{cluster[0]}`" in text and "GPUs 1 of 1 allocated" in text
+    assert service.backend().describe()["backend"] == "ray"

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,9 +26,12 @@ import torch
 from . import evaluate as ev
 from .artifacts import Store
 from .config import RunConfig, from_dict
+from .jobs import JobKind, JobQueue, Progress, register_job_kind
 from .models import device_label, resolve_device
-from .pipeline import Result, execute
+from .pipeline import Result, execute, plan_stages
 from .report import Probs, evaluate_result, model_probs
+from .runs import write_run
+from .sweep import local_queue, run_jobs
 from .unlearn import Env, get_method
 
 logger = logging.getLogger(__name__)
@@ -249,16 +253,26 @@ def machine() -> str:
     )
 
 
-def run_setting(
-    dataset: str, setting: str, seeds: range, store: Store, base: dict, controls: bool
-) -> list[dict]:
+def bench_task(cfg: RunConfig, store: Store, out: Path, progress: Progress) -> None:
+    """The `bench` job kind: a run folder whose report also holds the controls."""
+    result = execute(cfg, store=store, progress=progress)
+    report, probs = evaluate_result(result)
+    write_run(result, add_controls(report, result, probs), probs, out)
+
+
+BENCH = register_job_kind(JobKind("bench", bench_task, plan_stages, "report.json"))
+
+
+def run_grid(queue: JobQueue, cfgs: list[RunConfig], controls: bool) -> list[dict]:
+    """Every config as a job on `queue` (all at once: a cluster runs them in parallel); their
+    reports, in order. A failed run stops the benchmark with its error."""
+    import json
+
     reports = []
-    for seed in seeds:
-        cfg = from_dict(RunConfig, {**base, "dataset": dataset, "forget": setting, "seed": seed})
-        result = execute(cfg, store=store)
-        report, probs = evaluate_result(result)
-        reports.append(add_controls(report, result, probs) if controls else report)
-        logger.info("benchmark %s %s seed %d done", dataset, setting, seed)
+    for cfg, res in zip(cfgs, run_jobs(queue, cfgs, kind="bench" if controls else "run")):
+        if isinstance(res, str):
+            raise RuntimeError(f"benchmark run {cfg.dataset} {cfg.forget} seed {cfg.seed}: {res}")
+        reports.append(json.loads((res / "report.json").read_text()))
     return reports
 
 
@@ -277,9 +291,11 @@ def run_benchmark(
     twin_tune: tuple[str, ...] = (),
     stop_at_target: tuple[str, ...] = (),
     overrides: dict | None = None,
+    queue: Callable[[Store], JobQueue] | None = None,
 ) -> str:
     """Run every (dataset, setting, seed), write the markdown to `out` (figures beside it), return
-    it."""
+    it. `queue(store)` gives the job queue the runs go through (default: one at a time in this
+    process; `tmu.sweep.ray_queue` for a Ray cluster)."""
     start, sections = time.perf_counter(), []
     base = {
         **(overrides or {}),
@@ -289,18 +305,22 @@ def run_benchmark(
         "twin_tune": list(twin_tune),
         "stop_at_target": list(stop_at_target),
     }
+    seed_range = range(first_seed, first_seed + seeds)
+    grid = [(d, s) for d in datasets for s in settings]
+    cfgs = [
+        from_dict(RunConfig, {**base, "dataset": d, "forget": s, "seed": seed})
+        for d, s in grid
+        for seed in seed_range
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        for dataset in datasets:
-            for setting in settings:
-                seed_range = range(first_seed, first_seed + seeds)
-                reports = run_setting(
-                    dataset, setting, seed_range, store or Store(tmp), base, controls
-                )
-                title = f"`{dataset}`, `{setting}`"
-                slug = setting.replace(":", "_").replace("*", "C").replace(",", "-")
-                fig = f"bench-{dataset}-{slug}.png"
-                delta_figure(f"{dataset} {setting}", reports, out.parent / fig)
-                sections += setting_table(title, reports, fig)
+        all_reports = run_grid((queue or local_queue)(store or Store(tmp)), cfgs, controls)
+        for k, (dataset, setting) in enumerate(grid):
+            reports = all_reports[k * seeds : (k + 1) * seeds]
+            title = f"`{dataset}`, `{setting}`"
+            slug = setting.replace(":", "_").replace("*", "C").replace(",", "-")
+            fig = f"bench-{dataset}-{slug}.png"
+            delta_figure(f"{dataset} {setting}", reports, out.parent / fig)
+            sections += setting_table(title, reports, fig)
     text = "\n".join(
         [
             f"## Benchmark: {', '.join(datasets)} × {', '.join(settings)}",

@@ -338,6 +338,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         twin_tune=twin,
         stop_at_target=method_list(args.stop_at_target, methods),
         overrides=parse_overrides(args.set or []),
+        queue=lambda store: make_queue(args, store, args.workers),
     )
     print(f"wrote {args.out}")
     return 0
@@ -485,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="docs/benchmarks-methods.md",
         help="markdown file to write, figures beside it (default docs/benchmarks-methods.md)",
     )
+    b.add_argument(
+        "--workers",
+        type=int,
+        help="runs at once (local: worker processes, default 1; ray: default one per GPU)",
+    )
+    add_backend_args(b)
     b.set_defaults(func=cmd_benchmark)
     d = sub.add_parser(
         "download", help="fetch a torchvision dataset's files (needs network access)"

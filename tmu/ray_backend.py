@@ -58,6 +58,7 @@ WORKER_PREFIX = "tmu-worker-"
 PACKAGES = ("tmu", "dashboard")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STORE_ID = ".store-id"
+CLIENT_SCHEME = "ray://"
 
 
 class RayBackendError(ValueError):
@@ -69,11 +70,14 @@ class RayBackendError(ValueError):
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT` (a cluster's GCS address, `ray start --head --port PORT`) -> (host, port)."""
-    host, sep, port = str(text).strip().rpartition(":")
+    """`HOST:PORT` (a cluster's GCS address, `ray start --head --port PORT`, from a node of the
+    cluster) or `ray://HOST:PORT` (its Ray Client server, port 10001 by default, from anywhere
+    else) -> (host, port)."""
+    host, sep, port = str(text).strip().removeprefix(CLIENT_SCHEME).rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise RayBackendError(
-            f"Ray address {text!r} is malformed; use HOST:PORT, e.g. 127.0.0.1:6379"
+            f"Ray address {text!r} is malformed; use HOST:PORT (e.g. 127.0.0.1:6379) or "
+            "ray://HOST:PORT"
         )
     return host.strip("[]"), int(port)
 
@@ -147,7 +151,8 @@ def connect(address: str) -> None:
                 "the Ray backend needs the `ray` package: pip install -r requirements.txt"
             ) from None
         check_reachable(address)
-        check_token(address)
+        if not address.startswith(CLIENT_SCHEME):  # the client server checks its own way
+            check_token(address)
         try:
             ray.init(
                 address=address,

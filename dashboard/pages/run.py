@@ -19,11 +19,33 @@ c1.number_input(
     "Gold seeds (retrained models)", min_value=1, max_value=10, step=1, key=Key.GOLD_SEEDS
 )
 c2.number_input("Seed", min_value=0, max_value=10_000, step=1, key=Key.SEED)
-devices = service.device_options()
+info = service.backend_info()
+devices = service.device_options(info)
 if state[Key.DEVICE] not in devices:
     state[Key.DEVICE] = "auto"
 c3.selectbox("Device", list(devices), format_func=devices.get, key=Key.DEVICE)
 
+
+def where(info: dict) -> str:
+    """One line on where jobs run: this machine's device, or the Ray cluster and its GPUs."""
+    if info.get("error"):
+        return f"**Backend** {info['backend']}: not answering ({info['error']})"
+    if info["backend"] != "ray":
+        return f"**Backend** this machine ({info['device']})"
+    workers = info.get("workers", [])
+    names = sorted({g["name"] for w in workers for g in w.get("gpus", [])})
+    busy = sum(bool(w.get("busy")) for w in workers)
+    return (
+        f"**Backend** Ray cluster at `{info['address']}` · {info['nodes']} node(s) · "
+        f"GPUs {info['gpus_in_use']:g} of {info['gpus']:g} allocated"
+        + (f" ({', '.join(names)})" if names else "")
+        + f" · {len(workers)} tmu worker(s), {busy} busy"
+    )
+
+
+st.markdown(where(info))
+if info.get("error"):
+    st.warning("The cluster does not answer: jobs cannot run until it is back.")
 check = service.check_forget(state)
 st.markdown(
     f"**Dataset** {state[Key.DATASET]} ({state[Key.MODEL]}) · **forget set** "

@@ -66,6 +66,9 @@ from .results import (
     result_methods,
 )
 from .runs import (
+    BackendUnavailable,
+    backend_error,
+    backend_info,
     QUICK,
     backend,
     cancel_job,
@@ -99,6 +102,9 @@ __all__ = [
     "forget_status",
     "add_ids",
     "backend",
+    "BackendUnavailable",
+    "backend_error",
+    "backend_info",
     "cancel_job",
     "check_forget",
     "clear_selection",

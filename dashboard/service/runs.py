@@ -4,12 +4,13 @@ cancelling this session's job, and the finished runs on disk."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
 from tmu.artifacts import default_root
 from tmu.config import ConfigError, RunConfig, from_dict
-from tmu.jobs import JobQueue, JobStatus, ProcessRunner
+from tmu.jobs import JobQueue, JobStatus, ProcessRunner, Runner
 
 from .forget import check_forget, forget_spec
 from .state import Key, State
@@ -21,18 +22,65 @@ QUICK = {
 }
 """The quick profile (tests, live demos on slow machines): fewer epochs everywhere."""
 
-_backends: dict[str, JobQueue] = {}
+_backends: dict[str, JobQueue] = {}  # by store root and backend settings
 _lock = threading.Lock()
+
+
+class BackendUnavailable(ValueError):
+    """The configured job backend cannot be used (a bad TMU_BACKEND, a Ray cluster that is down
+    or refuses our token); the message says what to do."""
+
+
+def make_runner() -> Runner:
+    """The runner `TMU_BACKEND` names: `local` (default; a worker process per job on this
+    machine) or `ray` (the long-lived workers of the Ray cluster at `TMU_RAY_ADDRESS`, started
+    separately: never from inside a Streamlit rerun, whose thread it would die with)."""
+    kind = os.environ.get("TMU_BACKEND", "local").strip().lower()
+    if kind == "local":
+        return ProcessRunner()
+    if kind == "ray":
+        address = os.environ.get("TMU_RAY_ADDRESS", "").strip()
+        if not address:
+            raise BackendUnavailable("TMU_BACKEND=ray needs TMU_RAY_ADDRESS=HOST:PORT")
+        from tmu.ray_backend import RayRunner
+
+        try:
+            return RayRunner(address)
+        except ValueError as err:  # unreachable, refused token, malformed address
+            raise BackendUnavailable(str(err)) from None
+    raise BackendUnavailable(f"TMU_BACKEND={kind!r} is unknown; use local or ray")
 
 
 def backend(root: str | Path | None = None) -> JobQueue:
     """The process-wide job backend for a store root (default $TMU_HOME or ./runs): a FIFO queue
-    whose jobs each run in a worker process (with every job kind registered so far)."""
+    whose jobs run on `make_runner()`'s workers (with every job kind registered so far). Raises
+    BackendUnavailable while the configured backend cannot be reached (tried again next call)."""
     root = Path(root if root is not None else default_root()).resolve()
+    key = "|".join(
+        [str(root), *(os.environ.get(k, "") for k in ("TMU_BACKEND", "TMU_RAY_ADDRESS"))]
+    )
     with _lock:
-        if str(root) not in _backends:
-            _backends[str(root)] = JobQueue(root, runner=ProcessRunner())
-        return _backends[str(root)]
+        if key not in _backends:
+            _backends[key] = JobQueue(root, runner=make_runner())
+        return _backends[key]
+
+
+def backend_error() -> str | None:
+    """Why the job backend cannot be used now, or None when it can."""
+    try:
+        backend()
+    except BackendUnavailable as err:
+        return str(err)
+    return None
+
+
+def backend_info(be: JobQueue | None = None) -> dict:
+    """Where jobs run, for the Run page: `backend` (local | ray), the device or the cluster's
+    GPUs and their use, the workers; `error` when the cluster does not answer."""
+    try:
+        return (be or backend()).describe()
+    except Exception as err:  # a cluster that went down after we connected
+        return {"backend": os.environ.get("TMU_BACKEND", "local"), "error": str(err)}
 
 
 def make_config(state: State, forget: str | None = None) -> RunConfig:
@@ -51,8 +99,15 @@ def make_config(state: State, forget: str | None = None) -> RunConfig:
     return from_dict(RunConfig, values)
 
 
-def device_options() -> dict[str, str]:
-    """Device value -> label, from what this backend's machine has (CPU, or each GPU's name)."""
+def device_options(info: dict | None = None) -> dict[str, str]:
+    """Device value -> label, from what the backend's workers have: this machine (CPU, or each
+    GPU's name), or a Ray worker's GPUs (`info`: backend_info())."""
+    if info is not None and info.get("backend") == "ray":
+        gpus = [g["name"] for w in info.get("workers", []) for g in w.get("gpus", [])][:1]
+        out = {"auto": f"auto ({gpus[0] if gpus else 'the worker’s CPU'})", "cpu": "CPU"}
+        if gpus:
+            out["cuda"] = f"cuda ({gpus[0]})"
+        return out
     import torch
     from tmu.models import device_label, resolve_device
 

@@ -100,3 +100,30 @@ def test_twin_estimate_on_the_forget_page(tiny_run):
         at.run()
     text = next(i.value for i in at.info if "The twin estimates" in i.value)
     assert "TMU's predictor would flip" in text
+
+
+def test_a_down_ray_cluster_is_explained_on_every_page(tmp_path, monkeypatch):
+    """TMU_BACKEND=ray with nothing at the address: each page says so and what to do; nothing
+    crashes, and the next click tries again."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TMU_HOME", str(tmp_path))
+    monkeypatch.setenv("TMU_BACKEND", "ray")
+    monkeypatch.setenv("TMU_RAY_ADDRESS", f"127.0.0.1:{port}")
+    at = app()
+    for page in PAGES:
+        goto(at, page)
+        assert any(
+            f"cannot reach the Ray cluster at 127.0.0.1:{port}" in e.value for e in at.error
+        ), page
+        assert not at.button  # the page stops before its widgets
+
+
+def test_an_unknown_backend_names_the_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMU_HOME", str(tmp_path))
+    monkeypatch.setenv("TMU_BACKEND", "slurm")
+    at = goto(app(), "run")
+    assert any("TMU_BACKEND='slurm' is unknown; use local or ray" in e.value for e in at.error)
