@@ -236,7 +236,7 @@ BAD = [
     (["--forget", "ids:/no/such/file.txt"], "id file '/no/such/file.txt'"),
     (["--methods", "scrubz,tmu"], "unknown method.*scrubz"),
     (["--twin-tune", "nope"], r"unknown method\(s\) \['nope'\] in twin_tune"),
-    (["--model", "vgg"], r"unknown model\(s\) \['vgg'\]; valid: \['cnn', 'resnet18'\]"),
+    (["--model", "vgg"], r"unknown model\(s\) \['vgg'\]; valid: \['cnn', 'resnet18', 'resnet9'\]"),
     (["--set", "train.bogus=1"], r"unknown TrainConfig key\(s\) \['bogus'\]"),
     (
         ["--set", "method_params.tmu.bogus=1"],
@@ -252,7 +252,7 @@ BAD = [
     ),
     (
         ["--set", "train.schedule=cosin"],
-        "train.schedule='cosin': Input should be 'cosine' or 'constant'",
+        "train.schedule='cosin': Input should be 'cosine', 'constant' or 'onecycle'",
     ),
     (
         ["--set", "predictor.rule=x"],
@@ -410,3 +410,41 @@ def test_summary_table_columns(relabeled):
     assert tmu.get("true_f") == ("0.750" if relabeled else None)
     floor = lines[4].split()
     assert floor == ["gold-vs-gold", "0.010", "0.020", "0.970"]
+
+
+def test_a_models_recipe_fills_the_train_keys_the_user_did_not_set():
+    args = cli.build_parser().parse_args(
+        ["run", "--model", "resnet9", "--set", "train.epochs=3", "--dataset", "digits"]
+    )
+    cfg = cli.config_from_args(args)
+    assert cfg.train.epochs == 3  # the user's value wins
+    assert (cfg.train.schedule, cfg.train.batch_size, cfg.train.nesterov) == ("onecycle", 512, True)
+    default = cli.config_from_args(cli.build_parser().parse_args(["run"]))
+    assert default.train == from_dict(RunConfig).train  # cnn has no recipe
+
+
+def test_sweep_rejects_bad_seeds_and_names_them(capsys):
+    assert cli.main(["sweep", "--seeds", "3-1", "--out", "/tmp/never"]) == 2
+    assert "seeds '3-1': '3-1' is not N or N-M (M >= N)" in capsys.readouterr().err
+
+
+def test_local_sweep_writes_one_row_per_model_and_run(tmp_path):
+    sets = ["train.epochs=1", "twin.min_size=40", "twin.max_epochs=1", "predictor.epochs=10"]
+    sets += ["predictor.folds=2", "method_params.finetune.epochs=1"]
+    args = ["sweep", "--dataset", "digits", "--forget", "class:1", "--seeds", "0-1"]
+    args += ["--methods", "finetune", "--gold-seeds", "1", "--device", "cpu", "-q"]
+    args += [a for s in sets for a in ("--set", s)]
+    args += ["--store", str(tmp_path / "store"), "--out", str(tmp_path / "sweep")]
+    assert cli.main(args) == 0
+    lines = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
+    assert lines[0].startswith("dataset,forget,seed,method,acc_forget,acc_retain,acc_test,")
+    rows = [line.split(",") for line in lines[1:]]
+    assert [(r[2], r[3]) for r in rows] == [
+        (s, m) for s in ("0", "1") for m in ("original", "gold_0", "finetune")
+    ]
+    # whole-class forgetting: gold and fine-tune are at 0 on the forgotten class
+    assert all(float(r[4]) == 0.0 for r in rows if r[3] in ("gold_0", "finetune"))
+    report = json.loads(
+        (tmp_path / "sweep" / "runs" / "digits-class-1-s1" / "report.json").read_text()
+    )
+    assert report["config"]["seed"] == 1

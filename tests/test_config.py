@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -106,7 +107,7 @@ BAD_VALUES = [
     ({"train": {"momentum": 1}}, "train.momentum=1: Input should be less than 1"),
     (
         {"train": {"schedule": "cosin"}},
-        "train.schedule='cosin': Input should be 'cosine' or 'constant'",
+        "train.schedule='cosin': Input should be 'cosine', 'constant' or 'onecycle'",
     ),
     (
         {"predictor": {"rule": "x"}},
@@ -145,7 +146,7 @@ def test_several_bad_values_are_reported_in_one_message():
 
 def test_nested_class_is_validated_on_its_own():
     with pytest.raises(
-        ConfigError, match=r"^schedule='cosin': Input should be 'cosine' or 'constant'$"
+        ConfigError, match=r"^schedule='cosin': Input should be 'cosine', 'constant' or 'onecycle'$"
     ):
         from_dict(TrainConfig, {"schedule": "cosin"})
 
@@ -181,4 +182,36 @@ def test_constructors_and_replace_validate_too():
         "momentum",
         "weight_decay",
         "schedule",
+        "label_smoothing",
+        "nesterov",
+        "amp",
+        "channels_last",
+        "compile",
+        "augment",
     ]
+
+
+def test_nesterov_needs_momentum():
+    with pytest.raises(ConfigError, match=r"nesterov=True needs momentum > 0"):
+        from_dict(TrainConfig, {"nesterov": True, "momentum": 0})
+    assert from_dict(TrainConfig, {"nesterov": True}).nesterov is True
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"compile": "yes"}, "compile='yes': Input should be a valid boolean"),
+        ({"amp": "fp16"}, "amp='fp16': Input should be 'auto', 'bf16' or 'off'"),
+        ({"augment": "flip"}, "augment='flip': Input should be 'auto', 'none' or 'crop_flip'"),
+        ({"label_smoothing": 1}, "label_smoothing=1: Input should be less than 1"),
+    ],
+)
+def test_fast_path_switches_are_validated(values, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        from_dict(TrainConfig, values)
+
+
+def test_fast_path_defaults_leave_the_cpu_recipe_alone():
+    cfg = TrainConfig()
+    assert (cfg.label_smoothing, cfg.nesterov, cfg.compile) == (0.0, False, False)
+    assert (cfg.amp, cfg.channels_last, cfg.augment) == ("auto", "auto", "auto")

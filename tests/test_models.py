@@ -6,7 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tmu.models import MODELS, DeviceError, build_model, clone_model, device_label, resolve_device
+from tmu.config import RunConfig, TrainConfig, from_dict
+from tmu.models import (
+    MODELS,
+    DeviceError,
+    ResNet9,
+    apply_recipe,
+    build_model,
+    clone_model,
+    device_label,
+    resolve_device,
+)
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 CASES = [
@@ -44,7 +54,7 @@ def test_build_model_is_seeded():
 
 def test_unknown_model():
     with pytest.raises(
-        ValueError, match=r"unknown model 'vgg'; valid models: \['cnn', 'resnet18'\]"
+        ValueError, match=r"unknown model 'vgg'; valid models: \['cnn', 'resnet18', 'resnet9'\]"
     ):
         build_model("vgg", 1, 10)
 
@@ -102,3 +112,61 @@ def test_malformed_device(name, message):
 
 def test_device_error_is_a_value_error():
     assert issubclass(DeviceError, ValueError)
+
+
+# ----------------------------------------------------------------------------- resnet9, recipes
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+def test_resnet9_embed_is_its_last_width_and_head_is_scaled(shape):
+    model = build_model("resnet9", shape[0], 10, seed=0).eval()
+    x = torch.rand(3, *shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        emb, out = model.embed(x), model(x)
+        assert emb.shape == (3, 512) and out.shape == (3, 10)
+        assert torch.equal(model.head(emb), out)
+        # the head is a bias-free linear map scaled by 1/8 (Page's ResNet-9)
+        assert model.head.bias is None
+        assert torch.allclose(out, 0.125 * emb @ model.head.weight.T, atol=1e-6)
+        assert model.cam_layer(model.layer2(model.layer1(model.prep(x)))).shape[:2] == (3, 512)
+
+
+def test_resnet9_width_is_configurable():
+    model = ResNet9(3, 4, widths=(8, 16, 16, 32)).eval()
+    with torch.no_grad():
+        assert model.embed(torch.rand(2, 3, 32, 32)).shape == (2, 32)
+    assert sum(p.numel() for p in model.parameters()) < 60_000
+
+
+def test_every_recipe_is_a_valid_train_config_and_cnn_has_none():
+    assert MODELS["cnn"].recipe == {}
+    for name, spec in MODELS.items():
+        cfg = from_dict(TrainConfig, spec.recipe)
+        assert all(getattr(cfg, k) == v for k, v in spec.recipe.items()), name
+        assert spec.description
+    assert from_dict(TrainConfig, MODELS["resnet9"].recipe).schedule == "onecycle"
+
+
+def test_apply_recipe_fills_only_the_keys_the_user_left_unset():
+    values = {"model": "resnet9", "seed": 3, "train": {"epochs": 2, "lr": 0.1}}
+    out = apply_recipe(values)
+    assert out["train"] == {**MODELS["resnet9"].recipe, "epochs": 2, "lr": 0.1}
+    assert out["seed"] == 3 and out["model"] == "resnet9"
+    assert values == {"model": "resnet9", "seed": 3, "train": {"epochs": 2, "lr": 0.1}}  # pure
+    assert apply_recipe({"model": "resnet18"})["train"] == MODELS["resnet18"].recipe
+    cfg = from_dict(RunConfig, out)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size) == (2, 0.1, 512)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"model": "cnn", "train": {"epochs": 4}},
+        {"model": "vgg"},
+        {"model": "resnet9", "train": 5},
+    ],
+    ids=["default-model", "cnn", "unknown-model", "train-not-a-dict"],
+)
+def test_apply_recipe_leaves_cnn_unknown_models_and_bad_train_values_alone(values):
+    assert apply_recipe(values) == values

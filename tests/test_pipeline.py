@@ -116,7 +116,11 @@ INVALID = [
         r"unknown method\(s\) \['scrubz'\]; valid: \['bad_teacher'",
     ),
     ({"methods": []}, ValueError, "no method to run"),
-    ({"model": "vgg"}, ValueError, r"unknown model\(s\) \['vgg'\]; valid: \['cnn', 'resnet18'\]"),
+    (
+        {"model": "vgg"},
+        ValueError,
+        r"unknown model\(s\) \['vgg'\]; valid: \['cnn', 'resnet18', 'resnet9'\]",
+    ),
     (
         {"predictor": {"kind": "svm"}},
         ValueError,

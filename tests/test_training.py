@@ -19,6 +19,7 @@ from tmu.training import (
     kl_to_teacher,
     predict,
     rows,
+    scheduler,
     sgd,
     train_from_scratch,
     weighted_cross_entropy,
@@ -398,3 +399,94 @@ def test_salt_changes_the_epoch_order_reproducibly():
     plain, salted, again = trained(), trained(salt=1), trained(salt=1)
     assert all(torch.equal(salted[k], again[k]) for k in salted)
     assert not all(torch.equal(salted[k], plain[k]) for k in salted)
+
+
+# ----------------------------------------------------------------------------- recipe options
+
+
+def test_fit_on_the_cpu_is_the_plain_sgd_loop(tiny):
+    """The fast path adds nothing on the CPU: fit's weights equal, bit for bit, those of a plain
+    loop over the same shuffled epochs (what fit did before the fast path)."""
+    ids, cfg = tiny.train[:100], tiny_cfg(epochs=2, schedule="cosine", batch_size=32)
+    got = fit(tiny.build(seed=2), tiny.x, [Part(ids, tiny.labels[ids])], cfg, device=CPU, seed=4)
+
+    model, rng = tiny.build(seed=2), np.random.default_rng(4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 2 * 4)
+    model.train()
+    for _ in range(2):
+        order = ids[Part(ids, tiny.labels[ids]).draw(rng)][rng.permutation(len(ids))]
+        for s in range(0, len(order), 32):
+            b = torch.as_tensor(order[s : s + 32])
+            y = torch.as_tensor(tiny.labels[order[s : s + 32]])
+            opt.zero_grad()
+            ce = F.cross_entropy(model(tiny.x[b]), y, reduction="none")
+            ((ce * torch.ones(len(b))).sum() / len(b)).backward()
+            opt.step()
+            sched.step()
+    want, have = model.state_dict(), got.state_dict()
+    assert all(torch.equal(want[k], have[k]) for k in want)
+
+
+def test_onecycle_warms_up_to_the_peak_lr_then_decays(tiny):
+    """OneCycle (Smith & Topin, 2019): lr rises linearly from lr/25 to lr over the first fifth of
+    the steps, then falls linearly towards 0."""
+    ids, lrs = tiny.train[:160], []
+    model = tiny.build(seed=0)
+    cfg = tiny_cfg(epochs=5, lr=0.2, batch_size=16, schedule="onecycle")  # 10 x 5 = 50 steps
+    opt = sgd(model, cfg)
+
+    def loss(m, batch):
+        lrs.append(opt.param_groups[0]["lr"])
+        return weighted_cross_entropy(m, batch)
+
+    fit(model, tiny.x, [Part(ids, tiny.labels[ids])], cfg, device=CPU, seed=0, loss=loss, opt=opt)
+    peak = int(np.argmax(lrs))
+    assert len(lrs) == 50 and lrs[peak] == pytest.approx(0.2)
+    assert 5 <= peak <= 15  # mid-run: at 20 % of the steps
+    assert lrs[0] == pytest.approx(0.2 / 25)
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))  # warm-up
+    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))  # decay
+    assert lrs[-1] < 0.01
+    assert opt.param_groups[0]["momentum"] == 0.9  # the recipe's momentum is not cycled
+
+
+def test_schedules():
+    opt = sgd(nn.Linear(2, 2), tiny_cfg())
+    assert scheduler(opt, tiny_cfg(schedule="constant"), 10) is None
+    assert isinstance(
+        scheduler(opt, tiny_cfg(schedule="cosine"), 10), torch.optim.lr_scheduler.CosineAnnealingLR
+    )
+
+
+def test_label_smoothing_reaches_the_cross_entropy_losses(tiny):
+    model, batch = _hand_batch()
+    smooth = Batch(batch.x, batch.y, torch.ones(4), batch.part, 0.0, smoothing=0.2)
+    with torch.no_grad():
+        want = F.cross_entropy(model(batch.x), batch.y, label_smoothing=0.2)
+        assert float(weighted_cross_entropy(model, smooth)) == pytest.approx(float(want), rel=1e-6)
+        assert float(cross_entropy(model, smooth)) == pytest.approx(float(want), rel=1e-6)
+    seen = []
+
+    def loss(m, b):
+        seen.append(b.smoothing)
+        return weighted_cross_entropy(m, b)
+
+    ids = tiny.train[:32]
+    cfg = tiny_cfg(label_smoothing=0.1)
+    fit(
+        tiny.build(seed=0),
+        tiny.x,
+        [Part(ids, tiny.labels[ids])],
+        cfg,
+        device=CPU,
+        seed=0,
+        loss=loss,
+    )
+    assert seen == [0.1, 0.1]
+
+
+def test_sgd_takes_nesterov_from_the_recipe():
+    model = nn.Linear(2, 2)
+    assert sgd(model, tiny_cfg(nesterov=True)).param_groups[0]["nesterov"] is True
+    assert sgd(model, tiny_cfg()).param_groups[0]["nesterov"] is False

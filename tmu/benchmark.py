@@ -27,7 +27,7 @@ from . import evaluate as ev
 from .artifacts import Store
 from .config import RunConfig, from_dict
 from .jobs import JobKind, JobQueue, Progress, register_job_kind
-from .models import device_label, resolve_device
+from .models import apply_recipe, device_label, resolve_device
 from .pipeline import Result, execute, plan_stages
 from .report import Probs, evaluate_result, model_probs
 from .runs import write_run
@@ -297,14 +297,16 @@ def run_benchmark(
     it. `queue(store)` gives the job queue the runs go through (default: one at a time in this
     process; `tmu.sweep.ray_queue` for a Ray cluster)."""
     start, sections = time.perf_counter(), []
-    base = {
-        **(overrides or {}),
-        "methods": list(methods),
-        "gold_seeds": gold_seeds,
-        "device": device,
-        "twin_tune": list(twin_tune),
-        "stop_at_target": list(stop_at_target),
-    }
+    base = apply_recipe(
+        {
+            **(overrides or {}),
+            "methods": list(methods),
+            "gold_seeds": gold_seeds,
+            "device": device,
+            "twin_tune": list(twin_tune),
+            "stop_at_target": list(stop_at_target),
+        }
+    )
     seed_range = range(first_seed, first_seed + seeds)
     grid = [(d, s) for d in datasets for s in settings]
     cfgs = [

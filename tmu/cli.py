@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .artifacts import Store
 from .config import ConfigError, RunConfig, from_dict
 from .forget import FORGET_KINDS
+from .models import MODELS, apply_recipe
 from .unlearn import METHODS
 
 logger = logging.getLogger("tmu")
@@ -67,7 +68,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         data_root=args.data_root,
     )
-    return from_dict(RunConfig, values)
+    return from_dict(RunConfig, apply_recipe(values))
 
 
 def default_out(cfg: RunConfig) -> Path:
@@ -271,6 +272,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "device": args.device,
         "data_root": args.data_root,
     }
+    base = apply_recipe(base)
     cfgs = grid(
         [d for d in args.dataset.split(",") if d],
         [f for f in args.forget.split(",") if f],
@@ -376,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         default="mnist5k",
         help="mnist5k (default), digits, mnist, fashion-mnist, "
-        "cifar10, cifar100 or imagefolder:PATH",
+        "cifar10, cifar100, cifar100-coarse (20 super-classes) or imagefolder:PATH",
     )
     r.add_argument(
         "--forget",
@@ -402,7 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run these methods stopped once their forget-set accuracy reaches the twin's "
         "estimate of gold's (reported as NAME+stop)",
     )
-    r.add_argument("--model", default="cnn", help="cnn (default) or resnet18")
+    r.add_argument(
+        "--model",
+        default="cnn",
+        help=f"{', '.join(MODELS)} (default cnn); a model's training recipe fills every "
+        "train.* key you do not --set",
+    )
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--out", help="run folder (default runs/out/DATASET-FORGET-sSEED)")
     r.add_argument(
@@ -496,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "download", help="fetch a torchvision dataset's files (needs network access)"
     )
-    d.add_argument("dataset", help="mnist, fashion-mnist, cifar10 or cifar100")
+    d.add_argument("dataset", help="mnist, fashion-mnist, cifar10, cifar100 or cifar100-coarse")
     d.add_argument(
         "--data-root", help="folder of torchvision datasets (default $TMU_DATA or ./data)"
     )

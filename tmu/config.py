@@ -25,6 +25,7 @@ NonNegative = Annotated[int, Field(ge=0, strict=True)]
 PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
 NonNegativeFloat = Annotated[float, Field(ge=0, strict=True)]
 Fraction = Annotated[float, Field(gt=0, lt=1, strict=True)]
+StrictBool = Annotated[bool, Field(strict=True)]
 
 
 config_class = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -48,14 +49,40 @@ class SplitConfig:
 
 @config_class
 class TrainConfig:
-    """From-scratch training of the original and gold models (SGD with momentum)."""
+    """From-scratch training of the original and gold models (SGD with momentum).
+
+    schedule: per-step lr: cosine annealing to 0, constant, or one-cycle (linear warm-up from
+    lr/25 to lr over the first fifth of the steps, then linear decay towards 0; Smith & Topin
+    2019, as in Page's fast CIFAR-10 ResNet-9 runs).
+    label_smoothing: the weight of the uniform target in the cross-entropy (Szegedy et al., 2016);
+    0 = plain labels.
+    nesterov: Nesterov momentum (needs momentum > 0).
+    The GPU fast path (`tmu.accel`); at their defaults a CPU run trains exactly as without them:
+    amp: bf16 autocast of the forward pass and loss; auto = on CUDA only.
+    channels_last: the NHWC memory layout for conv models; auto = on CUDA only.
+    compile: `torch.compile` the training forward pass (CUDA only; each fit compiles afresh).
+    augment: each training image replaced by a random crop of itself zero-padded by 4 pixels,
+    mirrored left-right half of the time (He et al., 2016), drawn on the training device;
+    auto = on for 3x32x32 colour images (CIFAR-like) on any device, off for every other shape
+    (the grayscale datasets).
+    """
 
     epochs: Positive = 20
     lr: PositiveFloat = 0.05
     batch_size: Positive = 32
     momentum: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.9
     weight_decay: NonNegativeFloat = 5e-4
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant", "onecycle"] = "cosine"
+    label_smoothing: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.0
+    nesterov: StrictBool = False
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    compile: StrictBool = False
+    augment: Literal["auto", "none", "crop_flip"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
 
 
 @config_class

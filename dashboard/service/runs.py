@@ -96,7 +96,9 @@ def make_config(state: State, forget: str | None = None) -> RunConfig:
     }
     if state[Key.QUICK]:
         values.update(QUICK)
-    return from_dict(RunConfig, values)
+    from tmu.models import apply_recipe
+
+    return from_dict(RunConfig, apply_recipe(values))
 
 
 def device_options(info: dict | None = None) -> dict[str, str]:

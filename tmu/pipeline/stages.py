@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..accel import encode_pool
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
 from ..data import Pool, load_dataset
@@ -33,9 +34,12 @@ def quiet(stage: str, frac: float) -> None:
 
 def pool_inputs(pool: Pool, device: torch.device) -> torch.Tensor:
     """The pool's inputs on `device` when they fit under GPU_RESIDENT_BYTES, else on the CPU
-    (the training loop then moves one batch at a time)."""
-    small = pool.x.element_size() * pool.x.nelement() < GPU_RESIDENT_BYTES
-    return pool.x.to(device) if small else pool.x
+    (the training loop then moves one batch at a time). For a GPU, 8-bit pools (values k/255)
+    become uint8 codes first, a quarter of the memory; `tmu.training.rows` decodes them exactly.
+    On the CPU the pool stays float32."""
+    x = encode_pool(pool.x) if device.type == "cuda" else pool.x
+    small = x.element_size() * x.nelement() < GPU_RESIDENT_BYTES
+    return x.to(device) if small else x
 
 
 def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:

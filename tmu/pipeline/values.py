@@ -29,7 +29,8 @@ class Data:
     """The pool, its inputs on the compute device, the five data roles and the forget spec."""
 
     pool: Pool
-    x: torch.Tensor  # (N, C, H, W) on `device` when small enough, else on the CPU
+    x: torch.Tensor  # (N, C, H, W) on `device` when small enough, else on the CPU; float32, or
+    # uint8 codes of k/255 on a GPU (read it through tmu.training.rows, which decodes)
     labels: np.ndarray  # (N,) int64: the labels models train on and are scored against
     splits: Splits
     forget: ForgetSpec
