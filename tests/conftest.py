@@ -7,7 +7,6 @@ cores. Configurations are always explicit (never the library's tunable defaults)
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,17 +22,7 @@ from tmu.data import Pool, load_dataset
 from tmu.models import build_model
 from tmu.training import train_from_scratch
 
-# The Ray tests' cluster (tests/test_ray_backend.py): loopback only (Ray otherwise advertises the
-# machine's outward address) and token authentication on. Set before anything imports Ray, which
-# reads the auth mode and token once, at import.
-RAY_TOKEN = secrets.token_hex(16)
-RAY_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "token",
-    "RAY_AUTH_TOKEN": RAY_TOKEN,
-    "RAY_USAGE_STATS_ENABLED": "0",
-}
-os.environ.update(RAY_ENV)
+import ray_test_env  # noqa: E402, F401  (Ray's environment, before anything imports Ray)
 
 # Tiny models spend their time in per-op overhead: one intra-op thread is faster, and far faster
 # when another process shares the 2 cores (thread oversubscription made it ~20x slower).

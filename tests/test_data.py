@@ -410,3 +410,14 @@ def test_pool_rejects_bad_arrays():
         Pool("bad", x.double(), torch.zeros(3, dtype=torch.int64), ("a",))
     with pytest.raises(DatasetError, match="int64"):
         Pool("bad", x, torch.zeros(2, dtype=torch.int64), ("a",))
+
+
+def test_a_warm_worker_loads_a_dataset_once(monkeypatch):
+    from tmu import data
+
+    monkeypatch.setattr(data, "_keep_warm", False)
+    monkeypatch.setattr(data, "_warm", {})
+    assert data.load_dataset("digits") is not data.load_dataset("digits")  # default: re-read
+    data.keep_datasets_warm()
+    first = data.load_dataset("digits")
+    assert data.load_dataset("digits") is first and len(first) == 1797

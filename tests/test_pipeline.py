@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from tmu import pipeline
 from tmu.artifacts import Store
@@ -431,3 +432,18 @@ def test_the_twin_rule_without_tmu_leaves_the_rule_unchosen(tmp_path):
     result = execute(cfg, store=Store(tmp_path))
     assert result.twin.predictor.rule == "twin" and result.decisions is None
     assert set(result.unlearned) == {"finetune", "finetune+twin"}
+
+
+def test_a_remote_job_checks_only_the_devices_spelling():
+    from tmu.config import RunConfig, from_dict
+    from tmu.models import DeviceError
+    from tmu.pipeline import validate
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has the GPU the test asks for")
+    cfg = from_dict(RunConfig, {"device": "cuda:1"})
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        validate(cfg)
+    validate(cfg, device_here=False)  # a Ray worker's to check
+    with pytest.raises(DeviceError, match="unknown device 'gpu0'"):
+        validate(from_dict(RunConfig, {"device": "gpu0"}), device_here=False)

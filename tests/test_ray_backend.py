@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import RAY_ENV, RAY_TOKEN
+from ray_test_env import RAY_ENV, RAY_TOKEN
 from tmu import cli
 from tmu.config import RunConfig, from_dict
 from tmu.jobs import CANCELLED, DONE, RUNNING, JobQueue, ThreadRunner

@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runs import run_to_folder
 
     cfg = config_from_args(args)
-    validate(cfg)
+    validate(cfg, device_here=args.backend == "local")
     if args.download:
         from .data import load_dataset
 
@@ -278,6 +278,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         [f for f in args.forget.split(",") if f],
         parse_seeds(args.seeds),
         base,
+        device_here=args.backend == "local",
     )
     out = Path(args.out)
     queue = make_queue(args, Store(args.store), args.workers)

@@ -358,6 +358,19 @@ def check_dataset_name(name: str) -> None:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}")
 
 
+_keep_warm = False
+_warm: dict[tuple[str, str | None], Pool] = {}
+
+
+def keep_datasets_warm() -> None:
+    """From now on this process keeps every registry dataset it loads in memory and hands the
+    same (frozen) Pool to the next load: for a long-lived worker (`tmu.ray_backend`), where each
+    job would otherwise read and decode the files again. A user's image folder is always re-read
+    (it may change on disk)."""
+    global _keep_warm
+    _keep_warm = True
+
+
 def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Pool:
     """Load dataset `name` as a Pool (images float32 (N, C, H, W) in [0, 1], labels int64 (N,)).
 
@@ -369,7 +382,12 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
     if name.startswith(IMAGEFOLDER_PREFIX):
         pool = load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :])
     else:
+        key = (name, str(Path(root).resolve()) if root is not None else None)
+        if key in _warm:
+            return _warm[key]
         pool = DATASETS[name](Path(root) if root is not None else None, download)
+        if _keep_warm:
+            _warm[key] = pool
     logger.info(
         "loaded %s: %d images, shape %s, %d classes%s",
         pool.name,

@@ -232,11 +232,14 @@ class Worker:
         return self.version_
 
     def warm(self) -> str:
-        """Import torch and initialise the device (called once when the worker is created)."""
+        """Import torch, initialise the device and keep loaded datasets in memory (called once
+        when the worker is created)."""
         import torch
 
+        from .data import keep_datasets_warm
         from .models import device_label, resolve_device
 
+        keep_datasets_warm()
         if torch.cuda.is_available():
             torch.backends.cudnn.benchmark = True
             torch.zeros(1, device="cuda")

@@ -65,8 +65,15 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
-def grid(datasets: list[str], forgets: list[str], seeds: list[int], base: dict) -> list[RunConfig]:
-    """One validated RunConfig per (dataset, forget spec, seed), `base` filling the rest."""
+def grid(
+    datasets: list[str],
+    forgets: list[str],
+    seeds: list[int],
+    base: dict,
+    device_here: bool = True,
+) -> list[RunConfig]:
+    """One validated RunConfig per (dataset, forget spec, seed), `base` filling the rest
+    (`device_here`: see `tmu.pipeline.validate`)."""
     from .pipeline import validate
 
     cfgs = []
@@ -76,7 +83,7 @@ def grid(datasets: list[str], forgets: list[str], seeds: list[int], base: dict) 
                 cfg = from_dict(
                     RunConfig, {**base, "dataset": dataset, "forget": forget, "seed": seed}
                 )
-                validate(cfg)
+                validate(cfg, device_here)
                 cfgs.append(cfg)
     return cfgs
 

@@ -33,12 +33,14 @@ def where(info: dict) -> str:
     if info["backend"] != "ray":
         return f"**Backend** this machine ({info['device']})"
     workers = info.get("workers", [])
-    names = sorted({g["name"] for w in workers for g in w.get("gpus", [])})
+    gpus = [g for w in workers for g in w.get("gpus", [])]
+    names = sorted({g["name"] for g in gpus})
+    memory = sum(g["memory_used"] for g in gpus) / 2**30
     busy = sum(bool(w.get("busy")) for w in workers)
     return (
         f"**Backend** Ray cluster at `{info['address']}` · {info['nodes']} node(s) · "
         f"GPUs {info['gpus_in_use']:g} of {info['gpus']:g} allocated"
-        + (f" ({', '.join(names)})" if names else "")
+        + (f" ({', '.join(names)}; {memory:.1f} GiB held by tmu workers)" if names else "")
         + f" · {len(workers)} tmu worker(s), {busy} busy"
     )
 

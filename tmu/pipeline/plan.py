@@ -3,13 +3,14 @@ and the validation of every name before any data is loaded."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..config import RunConfig
 from ..data import check_dataset_name
 from ..features import FEATURES
 from ..forget import ForgetSpec, parse_forget
-from ..models import MODELS, resolve_device
+from ..models import MODELS, DeviceError, resolve_device
 from ..predictor import PREDICTORS
 from ..unlearn import METHODS, get_method
 
@@ -73,10 +74,12 @@ def _known(kind: str, names, registry, where: str = "") -> None:
         raise ValueError(f"unknown {kind}(s) {unknown}{where}; valid: {sorted(registry)}")
 
 
-def validate(cfg: RunConfig) -> ForgetSpec:
+def validate(cfg: RunConfig, device_here: bool = True) -> ForgetSpec:
     """Reject every name that is not in its registry, method hyper-parameters of the wrong name
     or type, an unusable device and a malformed forget spec, before any data is loaded or model
-    trained (types and ranges were checked when `cfg` was built). Returns the parsed spec."""
+    trained (types and ranges were checked when `cfg` was built). Returns the parsed spec.
+    `device_here=False` (the job runs on another machine, e.g. a Ray worker) checks only the
+    device's spelling: whether it exists is the worker's to say."""
     if not cfg.methods:
         raise ValueError("no method to run; pass at least one with --methods")
     _known("method", cfg.methods, METHODS)
@@ -93,5 +96,8 @@ def validate(cfg: RunConfig) -> ForgetSpec:
     for name, params in cfg.method_params.items():
         get_method(name, **params)
     check_dataset_name(cfg.dataset)
-    resolve_device(cfg.device)
+    if device_here:
+        resolve_device(cfg.device)
+    elif not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device):
+        raise DeviceError(f"unknown device {cfg.device!r}; use auto, cpu, cuda or cuda:N")
     return parse_forget(cfg.forget)
