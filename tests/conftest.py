@@ -24,6 +24,9 @@ from tmu.training import train_from_scratch
 
 import ray_test_env  # noqa: E402, F401  (Ray's environment, before anything imports Ray)
 
+# The suite pins its own threads (below); tmu.threads' sharing is tested on its own.
+os.environ["TMU_SHARE_CORES"] = "0"
+
 # Tiny models spend their time in per-op overhead: one intra-op thread is faster, and far faster
 # when another process shares the 2 cores (thread oversubscription made it ~20x slower).
 torch.set_num_threads(1)

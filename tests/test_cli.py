@@ -231,7 +231,7 @@ BAD = [
     (["--forget", "ids:4,5,4"], r"forget spec 'ids:4,5,4': duplicate ids \[4\]"),
     (
         ["--forget", "ids:1,99999999999999999999"],
-        r"ids \[99999999999999999999\] do not fit in 64 bits",
+        r"id 99999999999999999999 is out of range",
     ),
     (["--forget", "ids:/no/such/file.txt"], "id file '/no/such/file.txt'"),
     (["--methods", "scrubz,tmu"], "unknown method.*scrubz"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -337,13 +338,156 @@ def test_imagefolder_empty_class_folder(tmp_path):
         load_dataset(f"imagefolder:{tmp_path}")
 
 
-def test_imagefolder_unreadable_image(tmp_path):
+def test_imagefolder_class_of_unreadable_images_only_names_the_folder_and_file(tmp_path):
     _save(tmp_path / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "a" / "ok2.png", np.zeros((2, 2), dtype=np.uint8))
     bad = tmp_path / "b" / "broken.png"
     bad.parent.mkdir()
     bad.write_bytes(b"definitely not a png")
-    with pytest.raises(DatasetError, match=f"cannot read image {re.escape(str(bad))}"):
+    folder = re.escape(str(tmp_path / "b"))
+    with pytest.raises(
+        DatasetError,
+        match=rf"class folder {folder} has no images .*1 unreadable: {re.escape(str(bad))}",
+    ):
         load_dataset(f"imagefolder:{tmp_path}")
+
+
+def _truncated_png(path: Path) -> None:
+    _save(path, np.random.default_rng(0).integers(0, 255, (16, 16), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def test_imagefolder_skips_unreadable_files_with_a_warning(tmp_path, caplog):
+    _save(tmp_path / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "b" / "ok.png", np.full((2, 2), 255, dtype=np.uint8))
+    (tmp_path / "a" / "text.png").write_text("a text file named like an image")
+    (tmp_path / "b" / "_macos_fork.png").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 80)
+    _truncated_png(tmp_path / "b" / "truncated.png")
+    with caplog.at_level("WARNING", logger="tmu.data"):
+        pool = data.load_imagefolder(tmp_path)
+    assert len(pool) == 2 and pool.y.tolist() == [0, 1]
+    skipped = [r.getMessage() for r in caplog.records]
+    for name in ("text.png", "_macos_fork.png", "truncated.png"):
+        assert any(f"skipped unreadable image {tmp_path}" in m and name in m for m in skipped)
+    assert f"skipped 3 file(s) or folder(s) in {tmp_path}" in skipped[-1]
+
+
+def test_imagefolder_ignores_hidden_files_and_folders(tmp_path, caplog):
+    _save(tmp_path / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "b" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    (tmp_path / "a" / "._ok.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS fork
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    _save(tmp_path / "b" / ".cache" / "thumb.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "__MACOSX" / "a" / "._ok.png", np.zeros((2, 2), dtype=np.uint8))
+    with caplog.at_level("WARNING", logger="tmu.data"):
+        pool = data.load_imagefolder(tmp_path)
+    assert pool.classes == ("a", "b") and len(pool) == 2
+    assert caplog.records == []  # ignored silently: they are no one's images
+
+
+def test_imagefolder_does_not_follow_links_outside_the_folder(tmp_path, caplog):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    _save(root / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(root / "b" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(outside / "secret" / "s.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(outside / "s.png", np.zeros((2, 2), dtype=np.uint8))
+    (root / "secret").symlink_to(outside / "secret")  # a linked class folder: skipped
+    (root / "loop").symlink_to(root)  # the folder itself: skipped
+    (root / "a" / "s.png").symlink_to(outside / "s.png")  # a linked file: skipped
+    (root / "a" / "sub").symlink_to(outside)  # a linked sub-folder: not descended into
+    (root / "b" / "same.png").symlink_to(root / "b" / "ok.png")  # inside the root: followed
+    with caplog.at_level("WARNING", logger="tmu.data"):
+        pool = data.load_imagefolder(root)
+    assert pool.classes == ("a", "b") and pool.y.tolist() == [0, 1, 1]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for link in ("secret", "loop", "a/s.png", "a/sub"):
+        assert f"{root / link}: a symbolic link" in text
+    assert f"a symbolic link to {outside / 's.png'}, outside" in text
+    assert "skipped 4 file(s) or folder(s)" in text
+
+
+def test_imagefolder_only_linked_classes_is_one_class(tmp_path):
+    _save(tmp_path / "root" / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "outside" / "b" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    (tmp_path / "root" / "b").symlink_to(tmp_path / "outside" / "b")
+    with pytest.raises(DatasetError, match=r"need at least 2 classes, found 1 \('a'\)"):
+        data.load_imagefolder(tmp_path / "root")
+
+
+def test_imagefolder_digit_folders_are_class_names_sorted_as_text(tmp_path):
+    for i, name in enumerate(["2", "10", "1"]):
+        _save(tmp_path / name / "x.png", np.full((2, 2), i, dtype=np.uint8))
+    pool = data.load_imagefolder(tmp_path)
+    # like torchvision's ImageFolder: names sorted as text, class id = index in that order
+    assert pool.classes == ("1", "10", "2")
+    assert pool.y.tolist() == [0, 1, 2]
+    assert (pool.x[:, 0, 0, 0] * 255).round().tolist() == [2, 1, 0]  # folder "1" drew value 2
+
+
+def test_imagefolder_huge_image_names_the_file(tmp_path, monkeypatch):
+    _save(tmp_path / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    big = tmp_path / "b" / "big.png"
+    big.parent.mkdir()
+    Image.new("L", (6000, 6000)).save(big)  # 36 M pixels, a few kB of PNG
+    message = rf"image {re.escape(str(big))} is 6000 x 6000 = 36,000,000 pixels, over the limit"
+    with pytest.raises(DatasetError, match=message + r" of 33,554,432 .*TMU_MAX_IMAGE_PIXELS"):
+        load_dataset(f"imagefolder:{tmp_path}")
+    small = tmp_path / "b" / "big.png"
+    _save(small, np.zeros((4, 4), dtype=np.uint8))
+    monkeypatch.setenv("TMU_MAX_IMAGE_PIXELS", "15")  # configurable
+    with pytest.raises(DatasetError, match=r"b/big.png is 4 x 4 = 16 pixels, over the limit of 15"):
+        load_dataset(f"imagefolder:{tmp_path}")
+    monkeypatch.setenv("TMU_MAX_IMAGE_PIXELS", "16")
+    assert len(load_dataset(f"imagefolder:{tmp_path}")) == 2
+    with pytest.raises(DatasetError, match="over the limit of 4"):
+        data.load_imagefolder(tmp_path, max_pixels=4)
+    monkeypatch.setenv("TMU_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(DatasetError, match="TMU_MAX_IMAGE_PIXELS='lots' must be a positive"):
+        load_dataset(f"imagefolder:{tmp_path}")
+
+
+def test_imagefolder_pillow_decompression_bomb_is_a_dataset_error(tmp_path, monkeypatch):
+    _save(tmp_path / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "b" / "bomb.png", np.zeros((10, 10), dtype=np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40)  # 100 > 2 x 40: Pillow refuses to open it
+    with pytest.raises(DatasetError, match=r"image .*bomb.png is too large to decode safely"):
+        data.load_imagefolder(tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60)  # 100 > 60: Pillow only warns; ours decides
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # none escapes to the user
+        assert len(data.load_imagefolder(tmp_path)) == 2
+
+
+def test_imagefolder_every_image_mode_loads(tmp_path):
+    g = np.array([[0, 51], [102, 255]], dtype=np.uint8)
+    rgb = np.stack([g, 255 - g, np.full_like(g, 51)], axis=-1)
+    _save(tmp_path / "gray" / "l.png", g)  # L
+    _save(tmp_path / "gray" / "la.png", np.stack([g, np.full_like(g, 7)], -1), mode="LA")
+    _save(tmp_path / "gray" / "i16.png", g.astype(np.uint16) * 257)  # 16-bit: same values
+    _save(tmp_path / "gray" / "one.png", g > 100)  # 1-bit
+    _save(tmp_path / "rgb" / "rgb.png", rgb)
+    _save(tmp_path / "rgb" / "rgba.png", np.dstack([rgb, np.full_like(g, 9)]))  # alpha dropped
+    _save(tmp_path / "rgb" / "p.png", rgb, mode="P")
+    _save(tmp_path / "rgb" / "cmyk.jpg", rgb, mode="CMYK")
+    pool = data.load_imagefolder(tmp_path)
+    assert pool.x.shape == (8, 3, 2, 2) and pool.y.tolist() == [0] * 4 + [1] * 4
+    gray = torch.from_numpy(g).float() / 255
+    for i in range(3):  # i16.png, l.png, la.png: gray copied to R, G, B
+        assert torch.allclose(pool.x[i], gray.expand(3, 2, 2), atol=1e-6), i
+    assert pool.x[3, 0].tolist() == [[0.0, 0.0], [1.0, 1.0]]  # one.png
+    want = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+    for i in (5, 6, 7):  # rgb/ sorted: cmyk.jpg, p.png, rgb.png, rgba.png
+        assert torch.allclose(pool.x[i], want, atol=1 / 255), i
+    assert 0 <= pool.x[4].min() and pool.x[4].max() <= 1  # CMYK: converted, no colour profile
+
+
+def test_imagefolder_32_bit_images_are_skipped_as_unreadable(tmp_path, caplog):
+    _save(tmp_path / "a" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    _save(tmp_path / "b" / "ok.png", np.zeros((2, 2), dtype=np.uint8))
+    Image.fromarray(np.zeros((2, 2), dtype=np.float32)).save(tmp_path / "b" / "f.tif")  # mode F
+    with caplog.at_level("WARNING", logger="tmu.data"):
+        assert len(data.load_imagefolder(tmp_path)) == 2
+    assert "f.tif: mode F (32-bit) is not supported" in caplog.text
 
 
 def test_imagefolder_without_path():

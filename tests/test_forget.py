@@ -229,8 +229,8 @@ def test_unknown_class_name(roles):
 def test_id_out_of_range(roles):
     with pytest.raises(ForgetSpecError, match=r"ids \[100\] are out of range 0..99"):
         forget(f"ids:{roles[0][0]},100", roles)
-    with pytest.raises(ForgetSpecError, match=r"ids \[-3\] are out of range"):
-        forget("ids:-3", roles)
+    with pytest.raises(ForgetSpecError, match=r"'ids:-3': id -3 is out of range"):
+        forget("ids:-3", roles)  # refused when parsed, before any split
 
 
 @pytest.mark.parametrize("role", [1, 2], ids=["holdout", "test"])
@@ -282,17 +282,97 @@ def test_non_integer_ids():
 
 
 @pytest.mark.parametrize("huge", [2**63, 2**64 + 5, -(2**63) - 1, 10**30])
-def test_an_id_beyond_64_bits_is_a_forget_spec_error(huge, tmp_path):
+def test_an_id_beyond_64_bits_is_out_of_range(huge, tmp_path):
     try:
         parse_forget(f"ids:1,{huge}")
     except ForgetSpecError as err:  # not an OverflowError from numpy
-        assert f"ids [{huge}] do not fit in 64 bits" in str(err)
+        assert f"id {huge} is out of range" in str(err)
     else:
         pytest.fail("no ForgetSpecError")
     (tmp_path / "huge.txt").write_text(f"1\n{huge}\n")
-    with pytest.raises(ForgetSpecError, match=rf"ids \[{huge}\] do not fit in 64 bits"):
+    with pytest.raises(ForgetSpecError, match=rf"huge.txt.*, line 2: id {huge} is out of range"):
         parse_forget(f"ids:{tmp_path / 'huge.txt'}")
     assert parse_forget(f"ids:1,{2**63 - 1}").ids == (1, 2**63 - 1)  # the largest int64 is fine
+    with pytest.raises(ForgetSpecError, match=rf"id {huge} is out of range"):
+        IdsForget((1, huge))  # built directly (the dashboard's selection)
+
+
+def test_an_id_of_thousands_of_digits_is_out_of_range_not_an_int_conversion_error():
+    with pytest.raises(
+        ForgetSpecError, match=r"id 9{40}\.\.\. \(5000 characters\) is out of range"
+    ):
+        parse_forget("ids:" + "9" * 5000)
+
+
+def _ids_file(tmp_path, content: bytes | str) -> str:
+    path = tmp_path / "ids.csv"
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return f"ids:{path}"
+
+
+@pytest.mark.parametrize(
+    "content, ids",
+    [
+        ("\ufeff3\n1\n2\n", (3, 1, 2)),  # a UTF-8 byte-order mark (Excel, Notepad)
+        ("3\r\n1\r\n", (3, 1)),  # Windows line ends
+        ("id\n3\n1\n", (3, 1)),  # a header line
+        ("ID,label\n3,cat\n1,dog\n", (3, 1)),  # CSV: the `id` column, whatever its case
+        ("label,id,score\n7,3,0.5\n9,1,0.25\n", (3, 1)),  # ... wherever it stands
+        ('"name","id"\n"a, b",3\n"c",1\n', (3, 1)),  # quoted fields
+        ("label\tid\n7\t3\n9\t1\n", (3, 1)),  # tab separated
+        ("id;label\n3;x\n1;y\n", (3, 1)),  # semicolon separated (European spreadsheets)
+        ("\n\n5\n\n  2, 9  11\n\n", (5, 2, 9, 11)),  # blank lines and mixed separators
+        ("007\n", (7,)),  # leading zeros
+    ],
+)
+def test_id_files_that_parse(tmp_path, content, ids):
+    assert parse_forget(_ids_file(tmp_path, content)).ids == ids
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", r"ids.csv' in forget spec .* holds no id"),
+        (b"\xef\xbb\xbf\n \n", r"holds no id"),  # only a BOM and blanks
+        (b"id\n", r"holds no id"),  # only a header
+        (b"3\n\xff\xfe4\n", r"is not UTF-8 text \(byte 2, line 2: b'\\xff\\xfe4\\n'\)"),
+        (b"3\n-4\n", r"line 2: id -4 is out of range"),
+        (b"3\nfour\n", r"line 2: ids must be integers .*, not 'four'"),
+        (b"3\n1_000\n", r"line 2: ids must be integers .*, not '1_000'"),  # int() takes it
+        ("3\n\u0663\n".encode(), r"line 2: ids must be integers .*, not '\u0663'"),  # Arabic 3
+        (b"3\n4.0\n", r"ids must be integers .*, not '4.0'"),
+        (b"3\n+4\n", r"ids must be integers .*, not '\+4'"),
+        (b"name,label\n3,1\n", r"line 1: .*a header line must name exactly one `id` column"),
+        (b"id,ID\n3,1\n", r"exactly one `id` column"),
+        (b"id,label\n3,cat\n,dog\n", r"line 3: no value in the `id` column"),
+        (b"id,label\n3,cat\nx,dog\n", r"line 3: ids must be integers .*, not 'x'"),
+        (b"3,7\n4,2\n", r"looks like a table without a header \(line 1: '3,7'\)"),
+        (b"3\t7\n4\t2\n", r"looks like a table without a header"),
+        (b"3\n4\n3\n", r"duplicate ids \[3\]"),
+    ],
+)
+def test_id_files_that_are_refused_name_the_bad_value(tmp_path, content, message):
+    with pytest.raises(ForgetSpecError, match=message):
+        parse_forget(_ids_file(tmp_path, content))
+
+
+def test_a_huge_id_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    import tmu.forget
+
+    monkeypatch.setattr(tmu.forget, "MAX_ID_LIST_BYTES", 100)
+    spec = _ids_file(tmp_path, "1\n" * 60)
+    with pytest.raises(ForgetSpecError, match=r"ids.csv' .* is too large \(101 bytes"):
+        parse_forget(spec)  # read at most the limit + 1 bytes
+    assert len(parse_forget(_ids_file(tmp_path, "\n".join(map(str, range(30))))).ids) == 30
+
+
+@pytest.mark.parametrize("body", ["a\x00b", "\ud800", "x" * 5000, "/", "/dev/null/x"], ids=repr)
+def test_an_id_file_path_that_cannot_be_opened_is_a_forget_spec_error(body):
+    with pytest.raises(ForgetSpecError, match="id file .* (does not exist|cannot be read)"):
+        parse_forget(f"ids:{body}")
 
 
 def test_missing_id_file(tmp_path):

@@ -6,6 +6,12 @@ Quick use::
     run = tmu.load_run("runs/demo")       # .models, .split, .dataset, .report
 """
 
+import os
+
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning on a core that another
+# process (a second run, the dashboard, a browser) needs. See tmu.threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __all__ = ["LoadedRun", "load_run"]
 __version__ = "0.1.0"
 

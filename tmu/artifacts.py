@@ -3,20 +3,31 @@ that produced it, written atomically (temp file + rename) so a crash never leave
 artifact, and reused when the same config is asked for again.
 
 Layout: ROOT/models/KEY.pt (state_dict), ROOT/models/KEY.json (metadata: config, seconds),
-ROOT/arrays/KEY.npz, ROOT/results/KEY.json. ROOT defaults to $TMU_HOME or ./runs.
+ROOT/arrays/KEY.npz, ROOT/results/KEY.json, ROOT/locks/KEY.lock (see `Store.lock`). ROOT defaults
+to $TMU_HOME or ./runs.
+
+Several processes may share one store (the dashboard's job workers, a CLI run, a Ray cluster on
+one disk): each write of a key holds that key's file lock, and an entry that cannot be read back
+(a truncated or empty file from a copy, a full disk, a crash on a filesystem that lost the data)
+is logged, discarded and computed again rather than served.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import logging
 import os
+import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -49,17 +60,60 @@ def _json_default(obj: Any) -> Any:
     return obj.tolist() if isinstance(obj, np.ndarray) else str(obj)
 
 
+class StoreWriteError(OSError):
+    """A file of the store or of a run folder could not be written (a full disk, no permission).
+    The message names the file and the cause; an OSError, so existing handlers still catch it."""
+
+
+def _write_error(path: Path, err: OSError) -> StoreWriteError:
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOSPC:
+        reason += " (the disk is full: free some space, or point TMU_HOME at another disk)"
+    new = StoreWriteError(f"cannot write {path}: {reason}")
+    new.errno = err.errno
+    return new
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable; some filesystems refuse to fsync a folder: ignored."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `data` to `path` through a temporary file in the same folder and a rename.
+
+    The data is fsync'd before the rename and the folder after it: without that, a power loss
+    soon after the rename can leave an empty `path` on ext4/xfs (the rename reached the disk, the
+    data not). On failure the temporary file is removed and the old `path`, if any, is kept; an
+    OSError (ENOSPC...) comes back as a StoreWriteError naming `path`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from err
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _write_error(path, err) from err
         raise
+    _fsync_dir(path.parent)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -76,6 +130,11 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+# Keys whose lock this thread holds (root, key) -> depth: `Store.lock` is re-entrant, as
+# flock() on a second descriptor of the same file would wait for the first forever.
+_held = threading.local()
+
+
 class Store:
     """Content-addressed storage of models, arrays and JSON results."""
 
@@ -85,21 +144,100 @@ class Store:
     def _path(self, kind: str, key: str, ext: str) -> Path:
         return self.root / kind / f"{key}.{ext}"
 
-    def has_model(self, key: str) -> bool:
-        return (
-            self._path("models", key, "pt").is_file()
-            and self._path("models", key, "json").is_file()
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold `key`'s lock, ROOT/locks/KEY.lock, exclusively (fcntl.flock, so it also holds
+        across processes, and the kernel releases it when a process dies). Re-entrant within a
+        thread. Lock files are left in place: deleting one while another process waits on it
+        would let a third take a different lock on a new file of the same name."""
+        ident = (str(self.root.resolve()), key)
+        depth = getattr(_held, "depth", None)
+        if depth is None:
+            depth = _held.depth = {}
+        if depth.get(ident):
+            depth[ident] += 1
+            try:
+                yield
+            finally:
+                depth[ident] -= 1
+            return
+        path = self._path("locks", key, "lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise _write_error(path, err) from err
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as err:  # ENOLCK/EOPNOTSUPP: a filesystem without locks (some NFS)
+                logger.warning(
+                    "cannot lock %s (%s): writing without the lock; the writes stay atomic, two "
+                    "processes may compute the same artifact twice",
+                    path,
+                    err,
+                )
+            depth[ident] = 1
+            try:
+                yield
+            finally:
+                depth.pop(ident, None)
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _discard(self, file: Path, err: BaseException, *others: Path) -> None:
+        """Log that `file` cannot be read and delete it (and `others`, the rest of its entry), so
+        that the entry is computed again instead of being served or failing every run."""
+        logger.warning(
+            "ignoring unreadable store file %s (%s: %s); it will be computed again",
+            file,
+            type(err).__name__,
+            err,
         )
+        for path in (file, *others):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+    def _read_model(self, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """The stored state_dict and metadata of `key`, or None when either file is missing or
+        unreadable (then discarded, see `_discard`)."""
+        pt, meta_path = self._path("models", key, "pt"), self._path("models", key, "json")
+        if not (pt.is_file() and meta_path.is_file()):
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict):
+                raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
+            self._discard(meta_path, err, pt)
+            return None
+        try:
+            state = load_state_dict(pt)
+            if not isinstance(state, dict):
+                raise ValueError(f"expected a state_dict, got {type(state).__name__}")
+        except Exception as err:  # truncated zip: RuntimeError; empty: EOFError; UnpicklingError
+            self._discard(pt, err, meta_path)
+            return None
+        return state, meta
+
+    def has_model(self, key: str) -> bool:
+        """Whether model `key` is stored and readable (an unreadable entry is discarded)."""
+        return self._read_model(key) is not None
 
     def load_model(self, key: str, model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
-        """Load the stored weights into `model`; returns it (eval mode) and its metadata."""
-        model.load_state_dict(load_state_dict(self._path("models", key, "pt")))
-        meta = json.loads(self._path("models", key, "json").read_text())
+        """Load the stored weights into `model`; returns it (eval mode) and its metadata.
+        FileNotFoundError when the model is not stored or was unreadable."""
+        entry = self._read_model(key)
+        if entry is None:
+            raise FileNotFoundError(f"no readable stored model {key!r} in {self.root / 'models'}")
+        state, meta = entry
+        model.load_state_dict(state)
         return model.eval(), meta
 
     def save_model(self, key: str, model: torch.nn.Module, meta: dict) -> None:
-        save_state_dict(self._path("models", key, "pt"), model)
-        write_json(self._path("models", key, "json"), meta)  # written last: marks completeness
+        with self.lock(key):
+            save_state_dict(self._path("models", key, "pt"), model)
+            write_json(self._path("models", key, "json"), meta)  # written last: marks completeness
 
     def cached_model(
         self,
@@ -110,32 +248,95 @@ class Store:
         extra: dict | None = None,
     ) -> tuple[torch.nn.Module, dict]:
         """Load model `key` into `build()`, or train it, time it and store it.
-        Returns (model, metadata with 'seconds' and 'cached')."""
-        if self.has_model(key):
-            model, meta = self.load_model(key, build())
-            logger.info("reusing stored %s model (key %s)", label, key)
-            return model, {**meta, "cached": True}
-        start = time.perf_counter()
-        model = train()
-        meta = {"seconds": time.perf_counter() - start, "label": label, **(extra or {})}
-        self.save_model(key, model, meta)
-        return model, {**meta, "cached": False}
+        Returns (model, metadata with 'seconds' and 'cached').
+
+        The check, the training and the save hold `key`'s lock: a second process asking for the
+        same model waits and then loads it instead of training it again."""
+        with self.lock(key):
+            entry = self._read_model(key)
+            if entry is not None:
+                state, meta = entry
+                model = build()
+                try:
+                    model.load_state_dict(state)
+                except RuntimeError as err:  # keys or shapes that do not fit: retrain
+                    self._discard(
+                        self._path("models", key, "pt"), err, self._path("models", key, "json")
+                    )
+                else:
+                    logger.info("reusing stored %s model (key %s)", label, key)
+                    return model.eval(), {**meta, "cached": True}
+            start = time.perf_counter()
+            model = train()
+            meta = {"seconds": time.perf_counter() - start, "label": label, **(extra or {})}
+            self.save_model(key, model, meta)
+            return model, {**meta, "cached": False}
 
     def load_arrays(self, key: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays of `key`, or None when missing or unreadable (then discarded)."""
         path = self._path("arrays", key, "npz")
         if not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except Exception as err:  # BadZipFile, EOFError, zlib.error, ValueError
+            self._discard(path, err)
+            return None
 
     def save_arrays(self, key: str, **arrays: np.ndarray) -> None:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write(self._path("arrays", key, "npz"), buf.getvalue())
+        with self.lock(key):
+            atomic_write(self._path("arrays", key, "npz"), buf.getvalue())
 
     def load_json(self, key: str) -> Any | None:
+        """The stored result of `key`, or None when missing or unreadable (then discarded)."""
         path = self._path("results", key, "json")
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            self._discard(path, err)
+            return None
 
     def save_json(self, key: str, obj: Any) -> None:
-        write_json(self._path("results", key, "json"), obj)
+        with self.lock(key):
+            write_json(self._path("results", key, "json"), obj)
+
+    def clean(
+        self, max_age_days: float = 1.0, keep_job: Callable[[Path], bool] | None = None
+    ) -> list[Path]:
+        """Remove what crashed writers left behind, older than `max_age_days` (a younger one
+        may belong to a write in progress in another process): temporary files `.*.tmp`
+        anywhere in the store, and job folders ROOT/jobs/ID for which `keep_job(folder)` is
+        False (the job backend knows which are finished; without `keep_job` none is removed).
+        Returns the removed paths; a file that cannot be removed is logged and skipped."""
+        cutoff = time.time() - max_age_days * 86400
+        removed: list[Path] = []
+
+        def newest(path: Path) -> float:
+            times = [path.stat().st_mtime]
+            if path.is_dir():
+                times += [p.stat().st_mtime for p in path.rglob("*")]
+            return max(times)
+
+        try:
+            for tmp in self.root.rglob(".*.tmp"):
+                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed.append(tmp)
+            jobs = self.root / "jobs"
+            if keep_job is not None and jobs.is_dir():
+                for folder in jobs.iterdir():
+                    if folder.is_dir() and newest(folder) < cutoff and not keep_job(folder):
+                        shutil.rmtree(folder)
+                        removed.append(folder)
+        except OSError as err:  # a file removed by another process meanwhile, no permission
+            logger.warning("cleaning the store %s stopped: %s", self.root, err)
+        if removed:
+            logger.info(
+                "cleaned %d stale file(s) and job folder(s) from %s", len(removed), self.root
+            )
+        return removed

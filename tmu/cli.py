@@ -21,6 +21,7 @@ from .artifacts import Store
 from .config import ConfigError, RunConfig, from_dict
 from .forget import FORGET_KINDS
 from .models import MODELS, apply_recipe
+from .threads import share_cores
 from .unlearn import METHODS
 
 logger = logging.getLogger("tmu")
@@ -36,8 +37,13 @@ def parse_overrides(pairs: list[str]) -> dict:
             raise ConfigError(f"--set {pair!r} must look like SECTION.KEY=VALUE")
         node = out
         *parents, leaf = key.split(".")
-        for p in parents:
+        for depth, p in enumerate(parents):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[: depth + 1])
+                raise ConfigError(
+                    f"--set {pair!r}: {section} was set to a value, so it has no key {leaf!r}"
+                )
         try:
             node[leaf] = json.loads(value)
         except json.JSONDecodeError:
@@ -519,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command in ("run", "sweep", "benchmark"):
+        share_cores()  # with every other tmu process on this machine (tmu.threads)
     try:
         return args.func(args)
     except JobFailed as err:

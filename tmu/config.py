@@ -144,7 +144,7 @@ class RunConfig:
 
     dataset: str = "mnist5k"
     forget: str = "random:0.1"  # the text form of a tmu.forget.ForgetSpec
-    seed: NonNegative = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1, strict=True)] = 0  # numpy's and torch's range
     methods: tuple[str, ...] = ("tmu", "finetune", "neggrad_plus", "random_label")
     gold_seeds: Positive = 3
     model: str = "cnn"

@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import tarfile
+import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -36,11 +37,22 @@ logger = logging.getLogger(__name__)
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
 IMAGEFOLDER_SIZE = 32  # side (pixels) mixed-size images are resized to
-_GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N"}
+IMAGEFOLDER_MAX_PIXELS = 2**25
+"""Largest image (width x height, about 5800 x 5800) `imagefolder:` decodes; env var
+TMU_MAX_IMAGE_PIXELS overrides it. Each image is held as float32 before it is resized, so one
+huge or forged ("decompression bomb") file would otherwise fill the memory. Pillow's own limit
+(2 x `PIL.Image.MAX_IMAGE_PIXELS`) still applies above this one."""
+_GRAY_MODES = {"1", "L", "LA", "I;16", "I;16B", "I;16L", "I;16N"}
+_UNSUPPORTED_MODES = {"I", "F"}  # 32-bit int / float: no fixed range to scale to [0, 1]
+_SKIPPED_FOLDERS = {"__MACOSX"}  # resource forks a zip made on macOS unpacks next to the classes
 
 
 class DatasetError(ValueError):
     """A dataset name, folder or file that cannot be loaded; the message names the bad value."""
+
+
+class _UnreadableImage(DatasetError):
+    """One file of an image folder that does not decode: skipped (with a warning), not fatal."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -256,26 +268,106 @@ def _load_cifar100_coarse(root: Path | None, download: bool) -> Pool:
     return replace(fine, y=torch.from_numpy(y), classes=tuple(str(c) for c in names))
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """Image files (torchvision's extensions, any case) under `folder`, recursively, sorted."""
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
+def _hidden(name: str) -> bool:
+    """Hidden files and folders (`.git`, `.DS_Store`, macOS's `._name.png` resource forks) and
+    `__MACOSX` are never images or classes."""
+    return name.startswith(".") or name in _SKIPPED_FOLDERS
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True when `path` resolves (symbolic links followed) to somewhere under `root` (resolved)."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a broken or looping link
+        return False
+
+
+def _image_files(folder: Path, root: Path, skipped: list[str]) -> list[Path]:
+    """Image files (torchvision's extensions, any case) under `folder`, recursively, sorted.
+
+    Hidden files and folders are ignored. Symbolic links are followed only where they resolve
+    inside `root` (resolved): a file or sub-folder that leads outside is skipped and named in
+    `skipped`; linked sub-folders are never descended into (a link to a parent would loop).
+    """
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # followlinks=False
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            if not _hidden(d) and (here / d).is_symlink():
+                skipped.append(f"{here / d}: a symbolic link to a folder, not followed")
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        for name in filenames:
+            f = here / name
+            if _hidden(name) or f.suffix.lower() not in IMG_EXTENSIONS:
+                continue
+            if f.is_symlink() and not _inside(f, root):
+                skipped.append(
+                    f"{f}: a symbolic link to {os.path.realpath(f)}, outside {root}, not followed"
+                )
+            elif f.is_file():
+                files.append(f)
+    return sorted(files)
+
+
+def _max_pixels() -> int:
+    text = os.environ.get("TMU_MAX_IMAGE_PIXELS")
+    if not text:
+        return IMAGEFOLDER_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DatasetError(f"TMU_MAX_IMAGE_PIXELS={text!r} must be a positive whole number")
+    return value
+
+
+def _too_large(path: Path, size: tuple[int, int], limit: int) -> DatasetError:
+    return DatasetError(
+        f"imagefolder: image {path} is {size[0]} x {size[1]} = {size[0] * size[1]:,} pixels, "
+        f"over the limit of {limit:,} (a decompression bomb, or a photo to shrink first); "
+        "raise it with env var TMU_MAX_IMAGE_PIXELS if the image is genuine"
     )
 
 
-def _read_image(path: Path) -> torch.Tensor:
-    """One image as float32 (C, H, W) in [0, 1]: C = 1 for grayscale modes, else 3 (RGB)."""
+def _read_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
+    """One image as float32 (C, H, W) in [0, 1]: C = 1 for grayscale modes (1, L, LA, 16-bit),
+    else 3 (RGB; alpha is dropped, palettes are expanded).
+
+    An image over `max_pixels` (default `_max_pixels()`) is a DatasetError, checked from the
+    header before any pixel is decoded. A file that does not decode (not an image, truncated,
+    a mode with no fixed range) is an `_UnreadableImage`, which `load_imagefolder` skips.
+    """
+    limit = _max_pixels() if max_pixels is None else max_pixels
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in _GRAY_MODES:
-                arr = np.asarray(img.convert("L") if img.mode == "1" else img)
-                scale = 65535.0 if arr.dtype.itemsize == 2 else 255.0
-                return torch.from_numpy(arr.astype(np.float32) / scale).unsqueeze(0)
-            arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-            return torch.from_numpy(arr).permute(2, 0, 1)
-    except (OSError, ValueError, SyntaxError) as err:  # PIL.UnidentifiedImageError is an OSError
-        raise DatasetError(f"imagefolder: cannot read image {path}: {err}") from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides
+            with Image.open(path) as img:
+                if img.size[0] * img.size[1] > limit:
+                    raise _too_large(path, img.size, limit)
+                if img.mode in _UNSUPPORTED_MODES:
+                    raise _UnreadableImage(
+                        f"imagefolder: cannot read image {path}: mode {img.mode} (32-bit) is "
+                        "not supported; save it as 8- or 16-bit"
+                    )
+                img.load()
+                if img.mode in _GRAY_MODES:
+                    arr = np.asarray(img.convert("L") if img.mode in ("1", "LA") else img)
+                    scale = 65535.0 if arr.dtype.itemsize == 2 else 255.0
+                    return torch.from_numpy(arr.astype(np.float32) / scale).unsqueeze(0)
+                arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+                return torch.from_numpy(arr).permute(2, 0, 1)
+    except Image.DecompressionBombError as err:  # over Pillow's own limit: no size to report
+        raise DatasetError(
+            f"imagefolder: image {path} is too large to decode safely ({err})"
+        ) from err
+    except DatasetError:
+        raise
+    # Decoders of untrusted files raise more than OSError (PIL.UnidentifiedImageError, truncated
+    # data): ValueError, SyntaxError, EOFError, struct.error, IndexError... any of them means
+    # "this file is not a readable image", never a reason to stop the whole load.
+    except Exception as err:  # noqa: BLE001
+        raise _UnreadableImage(f"imagefolder: cannot read image {path}: {err}") from err
 
 
 def _stack_images(images: list[torch.Tensor]) -> torch.Tensor:
@@ -294,11 +386,23 @@ def _stack_images(images: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(images).contiguous()
 
 
-def _class_folders(path: Path) -> list[Path]:
-    """The class sub-folders of an ImageFolder root (sorted, hidden ones skipped), validated."""
+def _class_folders(path: Path, skipped: list[str]) -> list[Path]:
+    """The class sub-folders of an ImageFolder root (sorted by name, hidden ones skipped, and
+    linked ones that lead outside the root skipped and named in `skipped`), validated."""
     if not path.is_dir():
         raise DatasetError(f"imagefolder: folder not found: {path}")
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    root = path.resolve()
+    folders = []
+    for p in sorted(path.iterdir()):
+        if _hidden(p.name) or not p.is_dir():
+            continue
+        if p.is_symlink() and (not _inside(p, root) or p.resolve() == root):
+            skipped.append(
+                f"{p}: a symbolic link to {os.path.realpath(p)}, outside {path} (or the folder "
+                "itself), not followed"
+            )
+        else:
+            folders.append(p)
     if not folders:
         raise DatasetError(
             f"imagefolder: no class sub-folders in {path} (expected {path}/<class>/<image>)"
@@ -310,25 +414,58 @@ def _class_folders(path: Path) -> list[Path]:
     return folders
 
 
-def load_imagefolder(path: str | Path) -> Pool:
-    """The user's own images in ImageFolder layout: `path/<class name>/<image>`, classes sorted by
-    name.
+def load_imagefolder(path: str | Path, max_pixels: int | None = None) -> Pool:
+    """The user's own images in ImageFolder layout: `path/<class name>/<image>`.
 
-    All-grayscale images keep 1 channel, otherwise all become RGB; images keep their size when
-    they all share one, else they are resized to 32x32. official_test is None.
+    Classes are the sub-folder names sorted as text, like torchvision's ImageFolder: a folder
+    named `3` is the class *name* "3", and its class id is its index in that order (folders
+    1, 2, 10 get ids 0, 2, 1). All-grayscale images keep 1 channel, otherwise all become RGB;
+    images keep their size when they all share one, else they are resized to 32x32.
+    official_test is None.
+
+    Hostile folders: hidden files and folders (and `__MACOSX`) are ignored; a file that does not
+    decode (a macOS `._x.png` copied without its dot, a truncated PNG, text named `.png`) and a
+    symbolic link (class folder or file) that leads outside `path` are skipped, each logged as a
+    warning and counted in one summary warning; the load fails only when a class is left with
+    no image. An image over `max_pixels` (default: env var TMU_MAX_IMAGE_PIXELS, else
+    `IMAGEFOLDER_MAX_PIXELS`) fails the load with the file named: it is a real image the user
+    meant to include, and decoding it could exhaust the memory.
     """
     path = Path(path).expanduser()
+    limit = _max_pixels() if max_pixels is None else max_pixels
+    skipped: list[str] = []
     xs, ys = [], []
-    folders = _class_folders(path)
+    folders = _class_folders(path, skipped)
+    root = path.resolve()
     for label, folder in enumerate(folders):
-        files = _image_files(folder)
-        if not files:
+        files = _image_files(folder, root, skipped)
+        images, unreadable = [], []
+        for f in files:
+            try:
+                images.append(_read_image(f, limit))
+            except _UnreadableImage as err:
+                unreadable.append(str(err).removeprefix("imagefolder: cannot read image "))
+        for reason in unreadable:
+            logger.warning("imagefolder: skipped unreadable image %s", reason)
+        skipped += unreadable
+        if not images:
+            why = f"; {len(unreadable)} unreadable: {unreadable[0]}" if unreadable else ""
             raise DatasetError(
                 f"imagefolder: class folder {folder} has no images "
-                f"(extensions: {', '.join(IMG_EXTENSIONS)})"
+                f"(extensions: {', '.join(IMG_EXTENSIONS)}{why})"
             )
-        xs += [_read_image(f) for f in files]
-        ys += [label] * len(files)
+        xs += images
+        ys += [label] * len(images)
+    for reason in (s for s in skipped if "symbolic link" in s):
+        logger.warning("imagefolder: skipped %s", reason)
+    if skipped:
+        logger.warning(
+            "imagefolder: skipped %d file(s) or folder(s) in %s (see the warnings above); "
+            "loaded %d images",
+            len(skipped),
+            path,
+            len(xs),
+        )
     return _pool(f"{IMAGEFOLDER_PREFIX}{path}", _stack_images(xs), ys, [f.name for f in folders])
 
 

@@ -5,7 +5,8 @@ The text form (the CLI's `--forget`, the config hash and `config.json`) is ``KIN
 * ``random:F`` — a fraction F of the training set D, drawn by seed;
 * ``subclass:C:F`` — a fraction F of class C's training samples;
 * ``class:C[,C...]`` — whole classes;
-* ``ids:I,J,...`` or ``ids:FILE`` (integers separated by commas, spaces or new lines);
+* ``ids:I,J,...`` or ``ids:FILE`` (pool ids separated by commas, spaces or new lines; the id
+  list format is described at `parse_id_tokens`);
 * ``mislabeled:F`` — corrective unlearning: a fraction F of D, drawn by seed, carries a wrong label
   (uniform over the other classes) from the start, and those samples are the forget set.
 
@@ -21,6 +22,8 @@ the kind's name.
 
 from __future__ import annotations
 
+import csv
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,12 @@ from typing import ClassVar
 import numpy as np
 
 SEED_CLASS = "*"
+MAX_ID = 2**63 - 1  # ids are int64 pool positions
+MAX_ID_LIST_BYTES = 64 * 2**20
+"""The largest id file or upload read (64 MiB, millions of ids): a pool holds far fewer samples,
+so anything bigger is the wrong file, and reading it whole could fill the memory."""
+_ID_SEPARATORS = re.compile(r"[,\s]+")
+_COLUMN_SEPARATORS = re.compile(r"[,\t]")
 
 
 class ForgetSpecError(ValueError):
@@ -48,6 +57,12 @@ def _fraction(text: str, spec: str) -> float:
         raise ForgetSpecError(
             f"fraction {text!r} in forget spec {spec!r} is not a number"
         ) from None
+
+
+def _fraction_text(f: float) -> str:
+    """`f` short (`0.1`, `1e-05`), yet exact: `parse(body())` must give back the same float."""
+    short, exact = f"{f:g}", repr(f)  # repr: the shortest text that reads back as `f`
+    return short if float(short) == f and len(short) <= len(exact) else exact
 
 
 def _check_fraction(spec: ForgetSpec, f: float) -> None:
@@ -84,18 +99,142 @@ def class_id(token: str, classes: tuple[str, ...], seed: int, spec: str) -> int:
     return c
 
 
-def parse_id_tokens(text: str, where: str) -> tuple[int, ...]:
-    """Integers separated by commas, spaces or new lines; duplicates are an error."""
-    tokens = text.replace(",", " ").split()
-    try:
-        ids = [int(t) for t in tokens]
-    except ValueError as err:
-        raise ForgetSpecError(f"{where}: ids must be integers ({err})") from None
-    huge = [i for i in ids if not -(2**63) <= i < 2**63]
-    if huge:
+def _shorten(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
+
+
+def _out_of_range(value, where: str) -> ForgetSpecError:
+    return ForgetSpecError(
+        f"{where}: id {value} is out of range (ids are pool positions 0, 1, 2, ..., "
+        f"at most {MAX_ID})"
+    )
+
+
+def _id(token: str, where: str) -> int:
+    """One id token as an int. Only ASCII decimal digits make an id: `1_000`, `+3`, `0x10`, `3.0`
+    or non-ASCII digits such as `٣` are junk, not ids (int() would take some of them)."""
+    digits = token[1:] if token.startswith("-") else token
+    if not (digits.isascii() and digits.isdigit()):
         raise ForgetSpecError(
-            f"{where}: ids {huge[:5]} do not fit in 64 bits (valid ids are pool positions)"
+            f"{where}: ids must be integers (pool positions 0, 1, 2, ...), not {_shorten(token)!r}"
         )
+    significant = digits.lstrip("0")
+    # Compare the length before int(): Python refuses to convert strings of > 4300 digits.
+    if len(significant) > len(str(MAX_ID)) or int(significant or "0") > MAX_ID:
+        raise _out_of_range(_shorten(token), where)
+    if token.startswith("-") and significant:
+        raise _out_of_range(token, where)
+    return int(significant or "0")
+
+
+def as_id(value, where: str) -> int:
+    """A pool id given as a Python or numpy integer (or its decimal text), checked to lie in
+    0..MAX_ID; anything else (a float, None, a huge int) is a ForgetSpecError naming it."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ForgetSpecError(f"{where}: ids must be integers, not {value!r}")
+    if isinstance(value, (int, np.integer)):
+        if not 0 <= int(value) <= MAX_ID:
+            raise _out_of_range(_shorten(str(int(value))), where)
+        return int(value)
+    if isinstance(value, str):
+        return _id(value.strip(), where)
+    raise ForgetSpecError(f"{where}: ids must be integers, not {_shorten(repr(value))}")
+
+
+def _decode(data: str | bytes, where: str) -> str:
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ForgetSpecError(
+            f"{where} is not UTF-8 text (byte {err.start}, line {line}: "
+            f"{data[err.start : err.start + 4]!r}); save it as plain UTF-8 text"
+        ) from None
+
+
+def _tokens(line: str) -> list[str]:
+    return [t for t in _ID_SEPARATORS.split(line) if t]
+
+
+def _looks_like_id(token: str) -> bool:
+    digits = token[1:] if token.startswith("-") else token
+    return digits.isascii() and digits.isdigit()
+
+
+def _column_ids(lines: list[tuple[int, str]], where: str) -> list[int]:
+    """The `id` column of a table whose first line is a header."""
+    n, header = lines[0]
+    delimiter = next((d for d in ",\t;" if d in header), None)
+
+    def fields(line: str) -> list[str]:
+        if delimiter is None:
+            return line.split()
+        try:
+            return [f.strip() for f in next(csv.reader([line], delimiter=delimiter))]
+        except csv.Error as err:  # a NUL, or a field over csv's size limit
+            raise ForgetSpecError(f"{where}: cannot read the table ({err})") from None
+
+    names = [f.strip().lower() for f in fields(header)]
+    if names.count("id") != 1:
+        raise ForgetSpecError(
+            f"{where}, line {n}: ids must be integers, not {_shorten(header.strip())!r}; a header "
+            f"line must name exactly one `id` column (e.g. `id,label`), whose values are the ids"
+        )
+    column, ids = names.index("id"), []
+    for n, line in lines[1:]:
+        row = fields(line)
+        if len(row) <= column or not row[column]:
+            raise ForgetSpecError(f"{where}, line {n}: no value in the `id` column")
+        ids.append(_id(row[column], f"{where}, line {n}"))
+    return ids
+
+
+def parse_id_tokens(data: str | bytes, where: str) -> tuple[int, ...]:
+    """The ids of an id list (inline text, a file's bytes or an upload); `where` names it in errors.
+
+    An id list is UTF-8 text (a leading byte-order mark is dropped): pool ids (ASCII decimal
+    integers 0 .. 2**63-1) separated by commas, spaces or new lines; blank lines are ignored.
+    Negative, huge, junk and duplicate ids are errors naming the value and its line.
+
+    A table is read the way a user who exported one expects: when the first line holds no id it
+    is a header, which must name exactly one `id` column (any case; comma, tab or semicolon
+    separated); the ids are that column's values, every other column is ignored. A table without
+    a header (several lines, each with the same number > 1 of comma or tab separated fields) is
+    refused rather than read as one long id list: its other columns (labels, scores) would
+    silently become ids. Lists over `MAX_ID_LIST_BYTES` are refused before anything is parsed.
+    """
+    if len(data) > MAX_ID_LIST_BYTES:
+        unit = "bytes" if isinstance(data, bytes) else "characters"
+        raise ForgetSpecError(
+            f"{where} is too large ({len(data):,} {unit}; an id list is at most "
+            f"{MAX_ID_LIST_BYTES:,})"
+        )
+    text = _decode(data, where)
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise ForgetSpecError(f"{where} holds no id")
+    if not any(_looks_like_id(t) for t in _tokens(lines[0][1])):
+        ids = _column_ids(lines, where)
+    else:
+        widths = {
+            len([f for f in _COLUMN_SEPARATORS.split(line) if f.strip()]) for _, line in lines
+        }
+        if len(lines) > 1 and len(widths) == 1 and widths.pop() > 1:
+            n, line = lines[0]
+            raise ForgetSpecError(
+                f"{where} looks like a table without a header (line {n}: "
+                f"{_shorten(line.strip())!r}): give one id per line, or add a header line "
+                f"naming the `id` column (e.g. `id,label`)"
+            )
+        ids = [
+            _id(t, f"{where}, line {n}" if len(lines) > 1 else where)
+            for n, line in lines
+            for t in _tokens(line)
+        ]
+    if not ids:
+        raise ForgetSpecError(f"{where} holds no id")
     values, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
     if (counts > 1).any():
         raise ForgetSpecError(f"{where}: duplicate ids {values[counts > 1][:10].tolist()}")
@@ -212,7 +351,7 @@ class RandomForget(ForgetSpec):
         return cls(_fraction(body, spec))
 
     def body(self):
-        return f"{self.fraction:g}"
+        return _fraction_text(self.fraction)
 
     def describe(self):
         return f"{self.fraction:.0%} of the training set, at random"
@@ -252,7 +391,7 @@ class SubclassForget(ForgetSpec):
         return cls(_class_token(c_text, spec), _fraction(f_text, spec))
 
     def body(self):
-        return f"{self.cls}:{self.fraction:g}"
+        return f"{self.cls}:{_fraction_text(self.fraction)}"
 
     def describe(self):
         return f"{self.fraction:.0%} of class {self.cls}"
@@ -311,29 +450,26 @@ class IdsForget(ForgetSpec):
     def __post_init__(self):
         if not self.ids:
             raise ForgetSpecError("the id list is empty")
-        huge = [i for i in self.ids if not -(2**63) <= i < 2**63]
-        if huge:
-            raise ForgetSpecError(
-                f"ids {huge[:5]} do not fit in 64 bits (valid ids are pool positions)"
-            )
+        for i in self.ids:  # a negative or > 64-bit id would break numpy later (OverflowError)
+            as_id(i, "the id list")
 
     @classmethod
     def parse(cls, body, spec):
-        where = f"forget spec {spec!r}"
-        if "," in body or body.strip().lstrip("-").isdigit():
+        """Inline ids when `body` holds a comma or is one integer, else the id file `body`."""
+        where = f"forget spec {_shorten(spec, 60)!r}"
+        if "," in body or _looks_like_id(body.strip()):
             return cls(parse_id_tokens(body, where))
-        path = Path(body)
-        if not path.is_file():
-            raise ForgetSpecError(f"id file {body!r} in forget spec {spec!r} does not exist")
+        where = f"id file {_shorten(body, 200)!r} in forget spec {_shorten(spec, 200)!r}"
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise ForgetSpecError(
-                f"id file {body!r} in forget spec {spec!r} cannot be read: {err}"
-            ) from None
-        if not text.split():
-            raise ForgetSpecError(f"id file {body!r} in forget spec {spec!r} holds no id")
-        return cls(parse_id_tokens(text, where), source=body)
+            if not Path(body).is_file():
+                raise ForgetSpecError(f"{where} does not exist (or is not a file)")
+            with open(body, "rb") as f:  # bounded: /proc files and pipes report no size
+                data = f.read(MAX_ID_LIST_BYTES + 1)
+        except (OSError, ValueError) as err:  # ValueError: a NUL or lone surrogate in the path
+            if isinstance(err, ForgetSpecError):
+                raise
+            raise ForgetSpecError(f"{where} cannot be read: {err}") from None
+        return cls(parse_id_tokens(data, where), source=body)
 
     def body(self):
         return self.source if self.source is not None else ",".join(map(str, self.ids))

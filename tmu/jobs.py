@@ -54,6 +54,11 @@ class JobCancelled(Exception):
     """Raised from a progress callback to abort the job that reports through it."""
 
 
+class JobSubmitError(OSError):
+    """A job could not be queued (its job.json could not be written: a full disk, no
+    permission). An OSError, so callers that already catch those keep working."""
+
+
 @dataclass(frozen=True)
 class JobKind:
     """What a job of this kind does. `task` must be a module-level function for a process runner
@@ -220,12 +225,16 @@ class ProcessRunner(Runner):
                 f"job kind {kind.name!r}: its task must be a module-level function to run in a "
                 "process",
             )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tmu.jobs", job.out_dir, str(store.root)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-        )
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tmu.jobs", job.out_dir, str(store.root)],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=REPO_ROOT,
+            )
+        except OSError as err:  # ENOMEM/EAGAIN at fork, a missing interpreter: this job fails
+            logger.warning("job %s: cannot start the worker process: %s", job.id, err)
+            return FAILED, f"cannot start the worker process: {type(err).__name__}: {err}"
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(
             target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
@@ -276,7 +285,11 @@ def worker_main(argv: list[str]) -> int:
     # a second intra-op thread spins against them and made a cold demo run three times slower.
     import torch
 
-    torch.set_num_threads(int(os.environ.get("TMU_WORKER_THREADS", "1")))
+    from .threads import share_cores
+
+    workers = int(os.environ.get("TMU_WORKER_THREADS", "1"))
+    if not share_cores(max_threads=workers):  # counted by other tmu processes, at most `workers`
+        torch.set_num_threads(workers)
     last = [0.0]
 
     def progress(stage: str, frac: float) -> None:
@@ -303,7 +316,8 @@ class JobQueue(JobBackend):
     default: it owns the device; `workers`, else the runner's parallelism, e.g. one per GPU of a
     Ray cluster) that hand each job to `runner` (a ThreadRunner by default; the dashboard uses a
     ProcessRunner, or a `tmu.ray_backend.RayRunner`). Without `kinds` it uses the registry
-    JOB_KINDS as it is at each submit."""
+    JOB_KINDS as it is at each submit. On start it clears the store of day-old temporary files
+    and interrupted job folders (`Store.clean`)."""
 
     def __init__(
         self,
@@ -321,12 +335,23 @@ class JobQueue(JobBackend):
         self._cancel: dict[str, threading.Event] = {}
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
+        self.store.clean(keep_job=self._keep_job)
         self._workers = [
             threading.Thread(target=self._work, name=f"tmu-job-worker-{i}", daemon=True)
             for i in range(workers or self.runner.parallelism)
         ]
         for t in self._workers:
             t.start()
+
+    def _keep_job(self, folder: Path) -> bool:
+        """Whether Store.clean keeps an old job folder: a finished one (its kind's marker), and
+        one of a kind this queue does not know (it cannot tell whether that one finished). An
+        interrupted or failed job's folder, or one without a readable job.json, goes."""
+        try:
+            kind = json.loads((folder / "job.json").read_text())["kind"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return kind not in self.kinds or (folder / self.kinds[kind].marker).is_file()
 
     def describe(self) -> dict:
         """Where this queue's jobs run (the runner's description) and how many run at once."""
@@ -348,7 +373,12 @@ class JobQueue(JobBackend):
                 self._jobs[key] = job
             return key
         # Written before the job is registered: a failed write leaves no job behind.
-        write_json(out / "job.json", {"kind": kind, "task": spec.task_path, "config": to_dict(cfg)})
+        try:
+            write_json(
+                out / "job.json", {"kind": kind, "task": spec.task_path, "config": to_dict(cfg)}
+            )
+        except OSError as err:
+            raise JobSubmitError(f"cannot queue the {kind} job: {err}") from err
         with self._lock:
             if key in self._jobs and self._jobs[key].active:
                 return key
@@ -421,28 +451,50 @@ class JobQueue(JobBackend):
         return report
 
     def _work(self) -> None:
+        """Serve the queue forever. Any exception while handling one job (the runner, a kind no
+        longer registered, the bookkeeping itself) fails that job with the reason and the loop
+        goes on: a dead worker would leave every later job queued for good."""
         while True:
             job_id = self._queue.get()
-            with self._lock:
-                job = self._jobs[job_id]
-                if job.state != QUEUED:
-                    continue
-                job.state, job.started = RUNNING, time.time()
             try:
-                state, error = self.runner.run(
-                    self.kinds[job.kind],
-                    job.copy(),
-                    self.store,
-                    self._progress(job_id),
-                    self._cancel[job_id],
-                )
-            except Exception as err:  # a runner fault fails this job, never the worker
-                logger.warning("runner failed on job %s: %s", job_id, traceback.format_exc())
-                state, error = FAILED, f"{type(err).__name__}: {err}"
+                self._run_one(job_id)
+            except Exception as err:
+                logger.warning("worker failed on job %s: %s", job_id, traceback.format_exc())
+                self._fail(job_id, f"{type(err).__name__}: {err}")
+
+    def _run_one(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.state != QUEUED:
+                return
+            job.state, job.started = RUNNING, time.time()
+        try:
+            state, error = self.runner.run(
+                self.kind(job.kind),
+                job.copy(),
+                self.store,
+                self._progress(job_id),
+                self._cancel[job_id],
+            )
+        except Exception as err:  # a runner fault fails this job, never the worker
+            logger.warning("runner failed on job %s: %s", job_id, traceback.format_exc())
+            state, error = FAILED, f"{type(err).__name__}: {err}"
+        if state not in (DONE, FAILED, CANCELLED):
+            state, error = FAILED, f"the runner returned an unknown job state {state!r}"
+        with self._lock:
+            job.state, job.error, job.finished = state, error, time.time()
+            if state == DONE:
+                job.fraction, job.stage_fraction = 1.0, 1.0
+
+    def _fail(self, job_id: str, error: str) -> None:
+        """Mark `job_id` failed unless it already ended; never raises (the worker's last resort)."""
+        try:
             with self._lock:
-                job.state, job.error, job.finished = state, error, time.time()
-                if state == DONE:
-                    job.fraction, job.stage_fraction = 1.0, 1.0
+                job = self._jobs.get(job_id)
+                if job is not None and job.active:
+                    job.state, job.error, job.finished = FAILED, error, time.time()
+        except Exception:
+            logger.exception("could not mark job %s failed", job_id)
 
 
 if __name__ == "__main__":

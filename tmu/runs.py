@@ -52,17 +52,33 @@ def predictor_arrays(result: Result) -> dict[str, np.ndarray]:
     return {f"predictor/{k}": np.asarray(v) for k, v in arrays.items()}
 
 
+RUN_FILES = ("config.json", "split.json", "predictions.npz", "report.json")  # + models/*.pt
+REPORT_KEYS = ("models", "dataset", "methods")  # what the CLI and the dashboard read
+SPLIT_KEYS = ("train", "holdout", "test", "forget", "retain")
+
+
 def write_run(result: Result, report: dict, probs: Probs, out: str | Path) -> Path:
-    """Write the run folder; every file goes through an atomic rename."""
+    """Write the run folder; every file goes through an atomic rename.
+
+    `out` may hold an earlier run (a reused `--out`, a forced re-run of a job): its report.json,
+    the completeness marker, is removed first and written last, and model files this run does not
+    write are removed, so a folder with a report.json holds exactly one run. Other files are
+    kept (a job folder's job.json, whatever a user keeps next to the run): the folder is not
+    swapped for a fresh one."""
     out, cfg, pool = Path(out), result.cfg, result.data.pool
+    (out / "report.json").unlink(missing_ok=True)
     arch = {"name": cfg.model, "in_channels": pool.in_channels, "num_classes": pool.num_classes}
     write_json(out / "config.json", {**to_dict(cfg), "architecture": arch})
     split = {k: v.tolist() for k, v in result.data.splits.as_dict().items()}
     if result.twin is not None:
         split["twin_forget"] = result.twin.forget.tolist()
     write_json(out / "split.json", split)
-    for name, model in result.models().items():
+    models = result.models()
+    for name, model in models.items():
         save_state_dict(out / "models" / f"{name}.pt", model)
+    for stale in (out / "models").glob("*.pt"):
+        if stale.stem not in models:
+            stale.unlink(missing_ok=True)
     arrays = {
         f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()
     } | predictor_arrays(result)
@@ -108,23 +124,76 @@ class LoadedRun:
     predictions: dict[str, np.ndarray]
 
 
+def _read_json(file: Path) -> object:
+    try:
+        return json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{file}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise RunFolderError(
+            f"{file}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+            "was it edited or truncated?"
+        ) from None
+
+
+def _need(file: Path, obj: object, keys: tuple[str, ...], where: str = "") -> dict:
+    """`obj` as a dict holding every one of `keys`, else a RunFolderError naming the file."""
+    if not isinstance(obj, dict):
+        raise RunFolderError(f"{file}: expected a JSON object{where}, got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise RunFolderError(f"{file}: missing key(s) {missing}{where}; was it edited by hand?")
+    return obj
+
+
 def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
-    """Load a run folder written by `tmu run --out DIR`."""
+    """Load a run folder written by `tmu run --out DIR`.
+
+    A folder that is incomplete, edited or truncated raises RunFolderError naming the file and
+    what is wrong with it (never a bare KeyError, BadZipFile or unpickling error)."""
     path = Path(path)
     missing = [f for f in ("report.json", "config.json", "split.json") if not (path / f).is_file()]
     if missing:
         raise RunFolderError(f"{path} is not a finished run folder: missing {missing}")
-    raw = json.loads((path / "config.json").read_text())
-    arch = raw.pop("architecture")
-    config = from_dict(RunConfig, raw)
-    split = {
-        k: np.asarray(v, dtype=np.int64)
-        for k, v in json.loads((path / "split.json").read_text()).items()
-    }
+    report = _need(path / "report.json", _read_json(path / "report.json"), REPORT_KEYS)
+    raw = dict(_need(path / "config.json", _read_json(path / "config.json"), ("architecture",)))
+    arch = _need(
+        path / "config.json",
+        raw.pop("architecture"),
+        ("name", "in_channels", "num_classes"),
+        where=" under 'architecture'",
+    )
+    try:
+        config = from_dict(RunConfig, raw)
+    except (ValueError, TypeError) as err:  # ConfigError is a ValueError
+        raise RunFolderError(f"{path / 'config.json'}: not a valid run config: {err}") from None
+    split_raw = _need(path / "split.json", _read_json(path / "split.json"), SPLIT_KEYS)
+    try:
+        split = {k: np.asarray(v, dtype=np.int64) for k, v in split_raw.items()}
+    except (ValueError, TypeError) as err:
+        raise RunFolderError(f"{path / 'split.json'}: not lists of sample ids ({err})") from None
     models = {}
     for file in sorted((path / "models").glob("*.pt")):
-        model = build_model(arch["name"], arch["in_channels"], arch["num_classes"])
-        model.load_state_dict(load_state_dict(file))
+        try:
+            model = build_model(arch["name"], arch["in_channels"], arch["num_classes"])
+        except (ValueError, TypeError, KeyError) as err:
+            raise RunFolderError(
+                f"{path / 'config.json'}: cannot build its architecture {arch}: {err}"
+            ) from None
+        try:
+            state = load_state_dict(file)
+        except Exception as err:  # truncated zip: RuntimeError; empty: EOFError; UnpicklingError
+            raise RunFolderError(
+                f"{file}: not a readable model state_dict ({type(err).__name__}: {err}); "
+                "was it truncated?"
+            ) from None
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise RunFolderError(
+                f"{file}: does not fit the architecture {arch['name']!r} of config.json "
+                f"({type(err).__name__}: {str(err).splitlines()[0]})"
+            ) from None
         models[file.stem] = model.eval()
     dataset = None
     if load_data:
@@ -138,8 +207,12 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
         dataset = TensorDataset(pool.x, y)
     preds = {}
     if (path / "predictions.npz").is_file():
-        with np.load(path / "predictions.npz", allow_pickle=False) as data:
-            preds = {k: data[k] for k in data.files}
-    return LoadedRun(
-        path, config, json.loads((path / "report.json").read_text()), split, models, dataset, preds
-    )
+        try:
+            with np.load(path / "predictions.npz", allow_pickle=False) as data:
+                preds = {k: data[k] for k in data.files}
+        except Exception as err:  # BadZipFile, EOFError, zlib.error, a pickled ValueError
+            raise RunFolderError(
+                f"{path / 'predictions.npz'}: not a readable .npz archive "
+                f"({type(err).__name__}: {err}); was it truncated?"
+            ) from None
+    return LoadedRun(path, config, report, split, models, dataset, preds)

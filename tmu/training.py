@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import threads
 from .accel import FastPath, decode, eval_batch_size
 from .config import TrainConfig
 
@@ -181,6 +182,7 @@ def fit(
         return model
     model.train()
     for _ in range(cfg.epochs):
+        threads.rebalance()  # this process's share of the cores, if it shares them
         cols = _epoch(parts, rng)
         # One host-to-device copy per epoch; batches are slices. Whether a batch needs noise is
         # read from the host copy, so no step waits for the device.

@@ -25,6 +25,9 @@ def embedding_tab() -> None:
     if emb is None:
         if job.state in ("failed", "cancelled"):
             st.error(f"The embedding job {job.state}: {job.error}")
+            if st.button("Retry the embedding"):
+                service.embedding(state, retry=True)
+                st.rerun()
             return
 
         @st.fragment(run_every=0.5)
@@ -35,7 +38,7 @@ def embedding_tab() -> None:
                 text=f"Training / loading the original model to embed the training "
                 f"set: {j.stage or 'queued'}",
             )
-            if e is not None:
+            if e is not None or j.state in ("failed", "cancelled"):
                 st.rerun()
 
         wait_for_embedding()
@@ -104,7 +107,7 @@ def file_tab() -> None:
     )
     if upload is not None and st.button("Add the uploaded ids"):
         try:
-            n = service.add_ids(state, service.parse_id_list(upload.getvalue().decode()))
+            n = service.add_ids(state, service.parse_id_list(upload.getvalue()))
             state[Key.SELECTION_MSG] = f"added {n} sample(s) from the file"
         except ValueError as err:
             st.error(str(err))
@@ -134,7 +137,7 @@ def estimate_section() -> None:
         def wait_for_estimate():
             j, e = service.estimate(state)
             st.progress(j.fraction, text=f"Twin estimate: {j.stage or 'queued'}")
-            if e is not None:
+            if e is not None or j.state in ("failed", "cancelled"):
                 st.rerun()
 
         with c2:

@@ -13,8 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from tmu.artifacts import Store, atomic_write
-from tmu.config import RunConfig
-from tmu.jobs import DONE, JobKind, JobQueue, JobStatus, Progress, register_job_kind
+from tmu.config import RunConfig, to_dict
+from tmu.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    JobKind,
+    JobQueue,
+    JobStatus,
+    Progress,
+    job_key,
+    register_job_kind,
+)
 
 from .runs import backend, make_config
 from .state import State
@@ -62,10 +72,28 @@ def embedding_config(state: State) -> RunConfig:
     return dataclasses.replace(make_config(state, forget="random:0.1"), methods=("tmu",))
 
 
-def embedding(state: State, be: JobQueue | None = None) -> tuple[JobStatus, dict | None]:
-    """Submit (or find) the embedding job; its status and, once done, {ids, xy, labels}."""
+def embedding(
+    state: State, be: JobQueue | None = None, *, retry: bool = False
+) -> tuple[JobStatus, dict | None]:
+    """Submit (or find) the embedding job; its status and, once done, {ids, xy, labels}.
+
+    The page polls this every half second: a job that failed or was cancelled in this backend is
+    returned as it is, its error for the page to show, not submitted again on every poll (a
+    failing job would otherwise run forever and its error never appear); `retry=True` submits it
+    again. A job that cannot even be queued (a full disk) comes back failed, with the reason."""
     be = be or backend()
-    job = be.status(be.submit(embedding_config(state), kind=EMBEDDING.name))
+    cfg = embedding_config(state)
+    key = job_key(EMBEDDING.name, cfg)
+    if not retry:
+        known = next((j for j in be.jobs() if j.id == key), None)
+        if known is not None and known.state in (FAILED, CANCELLED):
+            return known, None
+    try:
+        job = be.status(be.submit(cfg, kind=EMBEDDING.name))
+    except OSError as err:  # JobSubmitError: job.json could not be written
+        return JobStatus(
+            key, EMBEDDING.name, to_dict(cfg), str(be.out_dir(key)), state=FAILED, error=str(err)
+        ), None
     if job.state != DONE:
         return job, None
     return job, _load_embedding(job.out_dir)

@@ -16,6 +16,7 @@ from tmu.forget import (
     MislabeledForget,
     RandomForget,
     SubclassForget,
+    as_id,
     parse_id_tokens,
 )
 
@@ -43,7 +44,9 @@ def forget_spec(state: State) -> ForgetSpec:
         return MislabeledForget(float(state[Key.MISLABELED_FRACTION]))
     if not state[Key.SELECTION]:
         raise ForgetSpecError(NOTHING_PICKED)
-    return IdsForget(tuple(sorted(int(i) for i in state[Key.SELECTION])))
+    # as_id, not int(): a huge, negative or non-integer id in the selection must become the
+    # message of check_forget, not an exception in the sidebar of every page.
+    return IdsForget(tuple(sorted(as_id(i, "the selection") for i in state[Key.SELECTION])))
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,11 @@ def check_forget(state: State) -> ForgetCheck:
 
 
 def add_ids(state: State, ids) -> int:
-    """Add pool ids to the point-and-click selection; returns how many were new."""
+    """Add pool ids to the point-and-click selection; returns how many were new. An id that is
+    not a pool position (negative, beyond 64 bits, not an integer) is a ForgetSpecError naming
+    it, and nothing is added."""
     old = set(state[Key.SELECTION])
-    new = {int(i) for i in ids} - old
+    new = {as_id(i, "the id list") for i in ids} - old
     state[Key.SELECTION] = sorted(old | new)
     return len(new)
 
@@ -127,9 +132,13 @@ def ids_from_selection(event) -> list[int]:
     return out
 
 
-def parse_id_list(text: str) -> list[int]:
-    """Ids from an uploaded file: integers separated by commas, spaces or new lines."""
-    return list(parse_id_tokens(text, "the id list"))
+def parse_id_list(data: str | bytes) -> list[int]:
+    """Ids from an uploaded file (its bytes or text), in the format of the CLI's `ids:FILE`
+    (`tmu.forget.parse_id_tokens`: UTF-8, ids separated by commas, spaces or new lines, or a
+    table whose header names an `id` column). Every bad file is a ForgetSpecError (a ValueError)
+    naming the bad value: not UTF-8, too large, junk, negative or huge ids, a table without a
+    header."""
+    return list(parse_id_tokens(data, "the id list"))
 
 
 def id_list_text(ids) -> str:

@@ -128,7 +128,7 @@ def submit_run(state: State, be: JobQueue | None = None) -> tuple[str | None, st
         return None, f"invalid forget set: {check.error}"
     try:
         job_id = (be or backend()).submit(make_config(state))
-    except (ConfigError, ValueError) as err:
+    except (ConfigError, ValueError, OSError) as err:  # OSError: the store's disk is full
         return None, str(err)
     state[Key.JOB] = job_id
     return job_id, None

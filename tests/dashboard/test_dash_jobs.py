@@ -167,3 +167,41 @@ def test_a_kind_registered_after_the_backend_is_found(tmp_path, monkeypatch):
     )
     assert be.wait(be.submit(cfg(seed=9), kind="late"), timeout=10).state == DONE
     assert log == [9]
+
+
+def test_a_failed_embedding_job_is_shown_not_resubmitted(tmp_path, monkeypatch):
+    from dash_helpers import tiny_state
+
+    from dashboard import service
+    from tmu import artifacts
+
+    calls = []
+
+    def broken(c, store, out, progress):
+        calls.append(1)
+        raise RuntimeError("no original model for this dataset")
+
+    kind = JobKind("embedding", broken, lambda c: ["original", "embed"], "embedding.npz")
+    be = JobQueue(tmp_path, runner=ThreadRunner(), kinds={"embedding": kind})
+    state = tiny_state()
+    job, emb = service.embedding(state, be)
+    be.wait(job.id, timeout=10)
+    for _ in range(5):  # the page's polls
+        job, emb = service.embedding(state, be)
+        assert emb is None and job.state == FAILED
+        assert job.error == "RuntimeError: no original model for this dataset"
+    assert calls == [1]
+    job, _ = service.embedding(state, be, retry=True)  # an explicit retry runs it again
+    assert be.wait(job.id, timeout=10).state == FAILED and calls == [1, 1]
+
+    # A job that cannot even be queued comes back failed with the reason, not as an exception.
+    other = JobQueue(tmp_path / "full", runner=ThreadRunner(), kinds={"embedding": kind})
+
+    def enospc(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(artifacts.os, "fsync", enospc)
+    job, emb = service.embedding(state, other)
+    assert emb is None and job.state == FAILED
+    assert "cannot queue the embedding job" in job.error and "No space left" in job.error
+    assert other.jobs() == []

@@ -1,0 +1,66 @@
+"""tmu.threads: tmu processes on one machine share its cores instead of spinning against each
+other."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tmu import threads
+
+
+@pytest.fixture()
+def registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMU_CORES_DIR", str(tmp_path))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TMU_SHARE_CORES", raising=False)
+    monkeypatch.setattr(threads, "_registry", None)
+    monkeypatch.setattr(threads, "cores", lambda: 4)
+    before = torch.get_num_threads()
+    yield tmp_path
+    torch.set_num_threads(before)
+
+
+def test_a_lone_process_uses_every_core_and_shares_them_with_the_next(registry):
+    assert threads.share_cores()
+    assert (registry / str(os.getpid())).is_file()
+    assert torch.get_num_threads() == 4
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (registry / str(other.pid)).touch()
+        assert threads.running() == 2
+        assert threads.rebalance(force=True) == 2 and torch.get_num_threads() == 2
+    finally:
+        other.kill()
+        other.wait()
+    # a process that died without cleaning up no longer counts, and its file goes
+    assert threads.rebalance(force=True) == 4
+    assert not (registry / str(other.pid)).exists()
+
+
+def test_a_cap_and_the_users_own_setting_are_respected(registry, monkeypatch):
+    assert threads.share_cores(max_threads=1) and torch.get_num_threads() == 1
+    monkeypatch.setattr(threads, "_registry", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert not threads.share_cores()
+    assert threads.rebalance(force=True) is None  # not registered: left alone
+
+
+def test_rebalance_is_a_no_op_without_registration(monkeypatch):
+    monkeypatch.setattr(threads, "_registry", None)
+    assert threads.rebalance(force=True) is None
+
+
+def test_the_cli_waits_passively():
+    out = subprocess.run(
+        [sys.executable, "-c", "import os, tmu; print(os.environ['OMP_WAIT_POLICY'])"],
+        env={k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "PASSIVE"
