@@ -174,3 +174,11 @@ def test_cached_model_trains_once_then_loads(store, caplog):
         torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
     )
     assert "reusing stored gold_0 model (key k3)" in caplog.text
+
+
+def test_keys_change_with_the_cache_version(monkeypatch):
+    from tmu import artifacts
+
+    before = artifacts.config_key("original", {"a": 1})
+    monkeypatch.setattr(artifacts, "CACHE_VERSION", "next")
+    assert artifacts.config_key("original", {"a": 1}) != before

@@ -20,7 +20,7 @@ import torch
 
 from tmu import artifacts, jobs
 from tmu.artifacts import Store, StoreWriteError, atomic_write, write_json
-from tmu.config import RunConfig
+from tmu.config import RunConfig, from_dict
 from tmu.jobs import (
     DONE,
     FAILED,
@@ -498,3 +498,90 @@ def test_a_starting_queue_removes_old_interrupted_job_folders(tmp_path):
         age(folder, 3)
     JobQueue(tmp_path, runner=ThreadRunner(), kinds={"run": kind()})
     assert sorted(p.name for p in jobs_dir.iterdir()) == sorted([done, "other-kind", "recent"])
+
+
+# ---------------------------------------------------------------- CUDA out of memory (simulated)
+
+
+def _oom():
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0)")
+
+
+def oom_task(cfg, store, out, progress):
+    progress("train", 0.1)
+    raise _oom()
+
+
+def test_out_of_memory_is_a_clear_message_suggesting_a_smaller_batch(tmp_path):
+    from tmu.jobs import JobKind, JobQueue, error_text
+
+    text = error_text(_oom())
+    assert text.startswith("the GPU ran out of memory (CUDA out of memory. Tried to allocate")
+    assert "--set train.batch_size=N" in text and "--device cpu" in text
+    assert error_text(ValueError("x")) == "ValueError: x"
+    kind = JobKind("oom", oom_task, lambda cfg: ["train"], "done.txt")
+    q = JobQueue(tmp_path, kinds={"oom": kind})
+    job = q.wait(q.submit(from_dict(RunConfig, {"dataset": "digits"}), "oom"), timeout=60)
+    assert job.state == "failed" and "smaller batch" in job.error
+
+
+def test_the_cli_says_what_to_do_when_the_gpu_runs_out_of_memory(monkeypatch, tmp_path, capsys):
+    from tmu import cli, runs
+
+    def boom(*args, **kwargs):
+        raise _oom()
+
+    monkeypatch.setattr(runs, "run_to_folder", boom)
+    code = cli.main(["run", "--dataset", "digits", "--store", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: the GPU ran out of memory")
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- a worker killed mid-training
+
+
+def _worker_pids(out_dir: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and b"tmu.jobs" in cmd and out_dir.encode() in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_training_fails_its_job_and_a_rerun_resumes(tmp_path):
+    import signal
+
+    from tmu.jobs import JobQueue, ProcessRunner
+
+    cfg = from_dict(
+        RunConfig,
+        {
+            "dataset": "digits",
+            "methods": ["finetune"],
+            "gold_seeds": 2,
+            "device": "cpu",
+            "train": {"epochs": 30},
+            "method_params": {"finetune": {"epochs": 1}},
+        },
+    )
+    q = JobQueue(tmp_path, runner=ProcessRunner())
+    job_id = q.submit(cfg)
+    deadline = time.monotonic() + 300
+    while (job := q.status(job_id)).stage in (None, "original"):  # wait: M_o is stored
+        assert job.active and time.monotonic() < deadline, job
+        time.sleep(0.05)
+    for pid in _worker_pids(job.out_dir):
+        os.kill(pid, signal.SIGKILL)
+    job = q.wait(job_id, timeout=60)
+    assert job.state == "failed" and "killed by signal 9 (SIGKILL" in job.error
+    assert not (Path(job.out_dir) / "report.json").exists()  # nothing half-written is served
+    rerun = q.wait(q.submit(cfg, force=True), timeout=600)  # the queue serves on
+    assert rerun.state == "done", rerun.error
+    report = json.loads((Path(rerun.out_dir) / "report.json").read_text())
+    assert report["models"]["original"]["cached"] is True  # resumed from the stored M_o

@@ -447,3 +447,23 @@ def test_a_remote_job_checks_only_the_devices_spelling():
     validate(cfg, device_here=False)  # a Ray worker's to check
     with pytest.raises(DeviceError, match="unknown device 'gpu0'"):
         validate(from_dict(RunConfig, {"device": "gpu0"}), device_here=False)
+
+
+def test_an_image_folders_content_is_part_of_the_cache_key(tmp_path):
+    """Adding an image to an `imagefolder:` dataset retrains instead of reusing old models."""
+    from PIL import Image
+
+    from tmu.config import RunConfig, from_dict
+    from tmu.pipeline import base_key
+
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.new("L", (8, 8), color=40 * i).save(tmp_path / c / f"{i}.png")
+    cfg = from_dict(RunConfig, {"dataset": f"imagefolder:{tmp_path}"})
+    before = base_key(cfg)
+    assert base_key(cfg) == before  # stable while nothing changes
+    Image.new("L", (8, 8), color=200).save(tmp_path / "dog" / "new.png")
+    assert base_key(cfg) != before
+    digits = from_dict(RunConfig, {"dataset": "digits"})
+    assert base_key(digits) == base_key(digits)

@@ -39,9 +39,17 @@ def default_root() -> Path:
     return Path(os.environ.get("TMU_HOME", "runs"))
 
 
+CACHE_VERSION = "2"
+"""Part of every key: bump it (or tmu.__version__) with a change that alters what a stored model
+or result would be, so that stores written by older code are not served as current."""
+
+
 def config_key(*parts: Any) -> str:
-    """A stable 16-hex-digit hash of JSON-serialisable parts (numpy arrays hashed by content)."""
-    h = hashlib.sha256()
+    """A stable 16-hex-digit hash of JSON-serialisable parts (numpy arrays hashed by content),
+    salted with the package and cache versions."""
+    from . import __version__
+
+    h = hashlib.sha256(f"tmu {__version__} cache {CACHE_VERSION}|".encode())
     for part in parts:
         if isinstance(part, np.ndarray) and part.dtype.kind in "biu":  # ids and masks
             h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())

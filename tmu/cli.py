@@ -74,6 +74,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         data_root=args.data_root,
     )
+    if args.original_weights:
+        values["original_weights"] = str(Path(args.original_weights).resolve())
     return from_dict(RunConfig, apply_recipe(values))
 
 
@@ -418,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train.* key you do not --set",
     )
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument(
+        "--original-weights",
+        metavar="FILE.pt",
+        help="unlearn a model trained elsewhere: its state_dict (for --model on --dataset) is the "
+        "original instead of one trained here; golds are still retrained here",
+    )
     r.add_argument("--out", help="run folder (default runs/out/DATASET-FORGET-sSEED)")
     r.add_argument(
         "--data-root", help="folder of torchvision datasets (default $TMU_DATA or ./data)"
@@ -535,6 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:
+        from .jobs import error_text, out_of_memory
+
+        if not out_of_memory(err):
+            raise  # a bug: its traceback helps more than one line
+        print(f"error: {error_text(err)}", file=sys.stderr)
+        return 1
     except (
         ValueError,
         OSError,

@@ -150,6 +150,7 @@ class RunConfig:
     model: str = "cnn"
     device: str = "auto"
     data_root: str | None = None
+    original_weights: str | None = None  # a .pt state_dict used as M_o instead of training one
     split: SplitConfig = field(default_factory=SplitConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     twin: TwinConfig = field(default_factory=TwinConfig)

@@ -15,6 +15,7 @@ per class). Every bad input raises `DatasetError`, whose message names the bad v
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -412,6 +413,27 @@ def _class_folders(path: Path, skipped: list[str]) -> list[Path]:
             f"imagefolder: need at least 2 classes, found 1 ({folders[0].name!r}) in {path}"
         )
     return folders
+
+
+def dataset_fingerprint(name: str) -> str | None:
+    """A hash of what an `imagefolder:PATH` dataset holds now (every file's relative path, size
+    and modification time; no image is read), for the store's cache keys: adding, removing or
+    replacing an image retrains instead of reusing models trained on the old folder. None for a
+    registry dataset, whose files do not change under its name."""
+    if not name.startswith(IMAGEFOLDER_PREFIX):
+        return None
+    root = Path(name[len(IMAGEFOLDER_PREFIX) :])
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for f in sorted(filenames):
+            path = Path(dirpath) / f
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link: the loader skips it too
+                continue
+            h.update(f"{path.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def load_imagefolder(path: str | Path, max_pixels: int | None = None) -> Pool:

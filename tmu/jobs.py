@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -48,6 +49,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 Progress = Callable[[str, float], None]
 Task = Callable[[RunConfig, Store, Path, Progress], None]
+
+
+OUT_OF_MEMORY = (
+    "the GPU ran out of memory ({detail}); use a smaller batch (--set train.batch_size=N, or "
+    "method_params.NAME.batch_size=N for a method), a smaller model, or --device cpu"
+)
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether `err` is CUDA running out of memory."""
+    import torch
+
+    return isinstance(err, torch.OutOfMemoryError) or "CUDA out of memory" in str(err)
+
+
+def error_text(err: BaseException) -> str:
+    """The one line a user reads when a job fails: the error's type and message, and for CUDA
+    out-of-memory what to do about it."""
+    if out_of_memory(err):
+        return OUT_OF_MEMORY.format(detail=" ".join(str(err).split())[:200])
+    return f"{type(err).__name__}: {err}"
 
 
 class JobCancelled(Exception):
@@ -208,7 +230,7 @@ class ThreadRunner(Runner):
             return CANCELLED, None
         except Exception as err:  # the job fails, the worker lives on and reports why
             logger.warning("job %s failed: %s", job.id, traceback.format_exc())
-            return FAILED, f"{type(err).__name__}: {err}"
+            return FAILED, error_text(err)
         return DONE, None
 
 
@@ -252,7 +274,18 @@ class ProcessRunner(Runner):
             if line is None:
                 break
             outcome = self._handle(line, report) or outcome
-        proc.wait()
+        rc = proc.wait()
+        if rc < 0 and outcome[0] != DONE:  # killed: say by what (the kernel's OOM killer sends 9)
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = "unknown"
+            outcome = (
+                FAILED,
+                f"the worker process was killed by signal {-rc} ({name}"
+                + (", e.g. the system ran out of memory" if -rc == signal.SIGKILL else "")
+                + "); a rerun reuses every model stored before",
+            )
         return outcome
 
     @staticmethod
@@ -302,7 +335,7 @@ def worker_main(argv: list[str]) -> int:
         task(cfg, Store(root), Path(out), progress)
     except Exception as err:  # reported to the parent, which marks the job failed
         logger.warning("job failed: %s", traceback.format_exc())
-        print(json.dumps({"failed": f"{type(err).__name__}: {err}"}), flush=True)
+        print(json.dumps({"failed": error_text(err)}), flush=True)
         return 1
     print(json.dumps({"done": True}), flush=True)
     return 0

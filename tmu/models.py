@@ -10,8 +10,11 @@ embedding scatter use `embed`, Grad-CAM uses `cam_layer`.
 from __future__ import annotations
 
 import copy
+import hashlib
+import pickle
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -251,6 +254,75 @@ def build_model(
     if seed is not None:
         torch.manual_seed(seed)
     return MODELS[name].build(in_channels, num_classes)
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used as the original model; the message names the file."""
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """A hash of a file's bytes (the store keys a loaded original by content, not by path)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state_dict in a `.pt` file saved elsewhere: a plain state_dict, or a checkpoint dict
+    holding one under `state_dict` or `model`; a `module.` prefix (DataParallel) is dropped.
+    Loaded with `weights_only=True`: a file that carries code (any pickled object other than
+    tensors and plain containers) is refused and never executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {str(path)!r} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsError(
+            f"weights file {str(path)!r} is refused: it holds more than tensors (a pickle that "
+            f"could run code is never loaded): {' '.join(str(err).split())[:200]}"
+        ) from None
+    except Exception as err:  # truncated, not a torch file at all
+        raise WeightsError(
+            f"weights file {str(path)!r} cannot be read as a torch state_dict "
+            f"({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+        ) from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
+        raise WeightsError(
+            f"weights file {str(path)!r} holds no state_dict (a dict of parameter name -> tensor)"
+        )
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_weights(model: nn.Module, path: str | Path, name: str, num_classes: int) -> nn.Module:
+    """`model` (registry architecture `name`) with the weights of `path`; a mismatch (another
+    architecture, class count or input channels) is a WeightsError saying which."""
+    state = read_state_dict(path)
+    head = next((v for k, v in state.items() if k.startswith("head.") and v.ndim == 2), None)
+    if head is not None and head.shape[0] != num_classes:
+        raise WeightsError(
+            f"weights file {str(path)!r} has {head.shape[0]} output classes; the dataset has "
+            f"{num_classes}"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()][:3]
+        raise WeightsError(
+            f"weights file {str(path)!r} does not fit model {name!r}: {' '.join(lines)[:300]}"
+        ) from None
+    return model.eval()
 
 
 def clone_model(model: nn.Module) -> nn.Module:

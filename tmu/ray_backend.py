@@ -49,7 +49,17 @@ import traceback
 import uuid
 from pathlib import Path
 
-from .jobs import CANCELLED, DONE, FAILED, RUNNING, JobCancelled, JobKind, JobStatus, Runner
+from .jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    RUNNING,
+    JobCancelled,
+    JobKind,
+    JobStatus,
+    Runner,
+    error_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +330,7 @@ class Worker:
             state, error = CANCELLED, None
         except Exception as err:  # reported to the client; the worker lives on
             logger.warning("job failed: %s", traceback.format_exc())
-            state, error = FAILED, f"{type(err).__name__}: {err}"
+            state, error = FAILED, error_text(err)
         with self.lock:
             job["state"], job["error"] = state, error
             self.done += 1

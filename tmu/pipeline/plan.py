@@ -10,7 +10,7 @@ from ..config import RunConfig
 from ..data import check_dataset_name
 from ..features import FEATURES
 from ..forget import ForgetSpec, parse_forget
-from ..models import MODELS, DeviceError, resolve_device
+from ..models import MODELS, DeviceError, read_state_dict, resolve_device
 from ..predictor import PREDICTORS
 from ..unlearn import METHODS, get_method
 
@@ -96,6 +96,8 @@ def validate(cfg: RunConfig, device_here: bool = True) -> ForgetSpec:
     for name, params in cfg.method_params.items():
         get_method(name, **params)
     check_dataset_name(cfg.dataset)
+    if cfg.original_weights:
+        read_state_dict(cfg.original_weights)  # exists, holds only tensors; shapes at load
     if device_here:
         resolve_device(cfg.device)
     elif not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device):

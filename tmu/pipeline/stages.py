@@ -14,9 +14,9 @@ from torch import nn
 from ..accel import encode_pool
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
-from ..data import Pool, load_dataset
+from ..data import Pool, dataset_fingerprint, load_dataset
 from ..forget import ForgetSpec, parse_forget, relabels
-from ..models import resolve_device
+from ..models import file_fingerprint, load_weights, resolve_device
 from ..splits import make_splits
 from ..training import embed
 from ..unlearn import Env, get_method
@@ -64,11 +64,16 @@ def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:
 
 
 def base_key(cfg: RunConfig) -> str:
-    """The store key of the original model: it depends on the data, split, seed, model and recipe
-    only, not on the forget set, unless the forget kind changes labels before training
-    (`mislabeled:F`)."""
+    """The store key of the original model: it depends on the data (for a user's image folder,
+    on its current content), split, seed, model and recipe only, not on the forget set, unless
+    the forget kind changes labels before training (`mislabeled:F`)."""
     split, train = to_dict(cfg.split), to_dict(cfg.train)
     parts = ["original", cfg.dataset, cfg.data_root, split, cfg.seed, cfg.model, train]
+    fingerprint = dataset_fingerprint(cfg.dataset)
+    if fingerprint is not None:
+        parts.append(fingerprint)
+    if cfg.original_weights:  # a model trained elsewhere: keyed by its bytes, not its path
+        parts += ["weights", file_fingerprint(cfg.original_weights)]
     if relabels(cfg.forget):
         parts.append(str(parse_forget(cfg.forget)))
     return config_key(*parts)
@@ -90,15 +95,20 @@ def cached(
 def train_original(
     cfg: RunConfig, data: Data, store: Store, progress: StageProgress = quiet
 ) -> Fitted:
-    """M_o: trained from scratch on D (or loaded: its key ignores the forget set)."""
+    """M_o: trained from scratch on D (or loaded: its key ignores the forget set), or the
+    weights of `cfg.original_weights`, a model trained elsewhere on this dataset."""
     report = lambda f: progress("original", f)  # noqa: E731
-    fitted = cached(
-        store,
-        data,
-        base_key(cfg),
-        "original",
-        lambda: data.scratch(data.splits.train, cfg.train, cfg.seed, report),
-    )
+    if cfg.original_weights:
+        pool = data.pool
+
+        def train() -> nn.Module:
+            return load_weights(data.build(), cfg.original_weights, cfg.model, pool.num_classes)
+    else:
+
+        def train() -> nn.Module:
+            return data.scratch(data.splits.train, cfg.train, cfg.seed, report)
+
+    fitted = cached(store, data, base_key(cfg), "original", train)
     report(1.0)  # also when loaded from the store, so that every stage reports
     return fitted
 
