@@ -68,7 +68,7 @@ def need_run(what: str = "this page") -> None:
 
 def run_picker(state) -> Path | None:
     """Choose among finished runs (newest first, from disk); None when there is none."""
-    runs = service.finished_runs()
+    runs = service.finished_runs(state=state)
     if not runs:
         need_run()
         return None

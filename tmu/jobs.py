@@ -72,6 +72,10 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+class QueueFull(ValueError):
+    """The queue, or this owner's share of it, is full; the message says what to do."""
+
+
 class JobCancelled(Exception):
     """Raised from a progress callback to abort the job that reports through it."""
 
@@ -145,6 +149,7 @@ class JobStatus:
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    owners: list[str] = field(default_factory=list)  # who asked for it (dashboard visitors)
 
     @property
     def active(self) -> bool:
@@ -358,6 +363,8 @@ class JobQueue(JobBackend):
         runner: Runner | None = None,
         kinds: dict[str, JobKind] | None = None,
         workers: int | None = None,
+        max_queued: int | None = None,
+        max_per_owner: int | None = None,
     ):
         self.root = Path(root if root is not None else default_root()).resolve()
         self.store = Store(self.root)
@@ -366,6 +373,7 @@ class JobQueue(JobBackend):
         self.kinds = JOB_KINDS if kinds is None else dict(kinds)
         self._jobs: dict[str, JobStatus] = {}
         self._cancel: dict[str, threading.Event] = {}
+        self.max_queued, self.max_per_owner = max_queued, max_per_owner
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
         self.store.clean(keep_job=self._keep_job)
@@ -390,21 +398,30 @@ class JobQueue(JobBackend):
         """Where this queue's jobs run (the runner's description) and how many run at once."""
         return {**self.runner.describe(), "parallel_jobs": len(self._workers)}
 
-    def submit(self, cfg: RunConfig, kind: str = "run", *, force: bool = False) -> str:
+    def submit(
+        self, cfg: RunConfig, kind: str = "run", *, force: bool = False, owner: str | None = None
+    ) -> str:
+        """Queue `cfg` for `owner` (a dashboard visitor; None: nobody in particular). An identical
+        active job is shared (its owners grow), never run twice. A new job beyond `max_queued`
+        waiting jobs, or beyond `max_per_owner` active jobs of this owner, raises QueueFull."""
         spec = self.kind(kind)
         key = job_key(kind, cfg)
         out = self.out_dir(key)
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.active:
+                if owner is not None and owner not in job.owners:
+                    job.owners.append(owner)
                 return key
         job = JobStatus(key, kind, to_dict(cfg), str(out), stages=spec.stages(cfg))
+        job.owners = [owner] if owner is not None else []
         if not force and (out / spec.marker).is_file():
             job.state, job.fraction, job.stage = DONE, 1.0, job.stages[-1]
             job.started = job.finished = time.time()
             with self._lock:
                 self._jobs[key] = job
             return key
+        self._check_quota(owner)
         # Written before the job is registered: a failed write leaves no job behind.
         try:
             write_json(
@@ -443,11 +460,34 @@ class JobQueue(JobBackend):
             error=None if done else "interrupted (no result on disk)",
         )
 
-    def cancel(self, job_id: str) -> bool:
+    def _check_quota(self, owner: str | None) -> None:
+        with self._lock:
+            active = [j for j in self._jobs.values() if j.active]
+            waiting = sum(j.state == QUEUED for j in active)
+            mine = sum(owner in j.owners for j in active) if owner is not None else 0
+        if self.max_queued is not None and waiting >= self.max_queued:
+            raise QueueFull(
+                f"the job queue is full ({waiting} jobs waiting); try again when one finishes"
+            )
+        if owner is not None and self.max_per_owner is not None and mine >= self.max_per_owner:
+            raise QueueFull(
+                f"you already have {mine} job(s) queued or running (at most "
+                f"{self.max_per_owner}); wait for one to finish or cancel it"
+            )
+
+    def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        """Stop an active job; True if this call stopped it or withdrew `owner` from it. With an
+        `owner`, only a job of theirs: if others share it, it goes on for them."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or not job.active:
                 return False
+            if owner is not None:
+                if owner not in job.owners:
+                    return False
+                job.owners.remove(owner)
+                if job.owners:
+                    return True
             self._cancel[job_id].set()
             if job.state == QUEUED:
                 job.state, job.finished = CANCELLED, time.time()

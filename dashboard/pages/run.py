@@ -102,7 +102,7 @@ elif job is not None:
     else:
         st.error(f"The job failed: {job.error}")
 
-runs = service.finished_runs()
+runs = service.finished_runs(state=state)
 with st.expander(f"Finished runs on disk ({len(runs)})"):
     for path in runs[:20]:
         st.markdown(f"* {service.run_label(path)}")

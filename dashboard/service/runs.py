@@ -61,7 +61,12 @@ def backend(root: str | Path | None = None) -> JobQueue:
     )
     with _lock:
         if key not in _backends:
-            _backends[key] = JobQueue(root, runner=make_runner())
+            _backends[key] = JobQueue(
+                root,
+                runner=make_runner(),
+                max_queued=int(os.environ.get("TMU_MAX_QUEUED", "50")),
+                max_per_owner=int(os.environ.get("TMU_MAX_JOBS_PER_VISITOR", "3")),
+            )
         return _backends[key]
 
 
@@ -127,10 +132,13 @@ def submit_run(state: State, be: JobQueue | None = None) -> tuple[str | None, st
     if check.error:
         return None, f"invalid forget set: {check.error}"
     try:
-        job_id = (be or backend()).submit(make_config(state))
-    except (ConfigError, ValueError, OSError) as err:  # OSError: the store's disk is full
+        be = be or backend()
+        job_id = be.submit(make_config(state), owner=state.get(Key.VISITOR))
+    except (ConfigError, ValueError, OSError) as err:  # QueueFull; OSError: the disk is full
         return None, str(err)
     state[Key.JOB] = job_id
+    out = be.status(job_id).out_dir
+    state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
     return job_id, None
 
 
@@ -148,7 +156,7 @@ def current_job(state: State, be: JobQueue | None = None) -> JobStatus | None:
 def cancel_job(state: State, be: JobQueue | None = None) -> bool:
     """Cancel this session's job; True if it was active."""
     job_id = state.get(Key.JOB)
-    return bool(job_id) and (be or backend()).cancel(job_id)
+    return bool(job_id) and (be or backend()).cancel(job_id, owner=state.get(Key.VISITOR))
 
 
 def run_label(path: Path) -> str:
@@ -159,14 +167,18 @@ def run_label(path: Path) -> str:
     )
 
 
-def finished_runs(be: JobQueue | None = None) -> list[Path]:
-    return (be or backend()).finished("run")
+def finished_runs(be: JobQueue | None = None, state: State | None = None) -> list[Path]:
+    """Finished run folders: this tab's own first (newest first), then everyone else's."""
+    runs = (be or backend()).finished("run")
+    mine = [Path(p) for p in reversed((state or {}).get(Key.MY_RUNS, []))]
+    own = [p for p in mine if p in runs]
+    return own + [p for p in runs if p not in own]
 
 
 def current_run(state: State, be: JobQueue | None = None) -> Path | None:
     """The run the result pages show: the one picked (or just finished) in this session, else the
     newest finished one on disk (so a closed tab loses nothing)."""
-    runs = finished_runs(be)
+    runs = finished_runs(be, state)
     picked = state.get(Key.RUN_PATH)
     if picked and Path(picked) in runs:
         return Path(picked)

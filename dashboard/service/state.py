@@ -8,6 +8,7 @@ keys, so a setting survives page switches; `sel.*` is the point-and-click select
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any, MutableMapping
 
 State = MutableMapping[str, Any]
@@ -40,6 +41,8 @@ class Key:
     THUMB_PAGE = "thumb.page"
     UPLOAD = "upload"
     JOB = "job.id"  # the run job this session submitted last
+    VISITOR = "visitor"  # this browser tab's id: the owner of its jobs
+    MY_RUNS = "my.runs"  # the run folders of the jobs this tab submitted, oldest first
     RUN_PATH = "run.path"  # the run folder the result pages show
     RUN_PICKER = "pick.run"
     ALIGN_METHOD = "align.method"
@@ -84,3 +87,6 @@ def init_state(state: State) -> None:
     for k, v in defaults().items():
         state.setdefault(k, v)
     state.setdefault(Key.SELECTION, [])
+    state.setdefault(Key.MY_RUNS, [])
+    if Key.VISITOR not in state:
+        state[Key.VISITOR] = uuid.uuid4().hex
