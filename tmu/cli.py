@@ -311,6 +311,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import ImportLimits, import_dataset
+
+    limits = ImportLimits(
+        **{k: v for k, v in vars(args).items() if k.startswith("max_") and v is not None}
+    )
+    done = import_dataset(args.archive, args.name, args.data_root, limits)
+    print(
+        f"imported {done.name}: {len(done.pool)} images, {done.pool.num_classes} classes "
+        f"({', '.join(done.pool.classes[:8])}{', ...' if done.pool.num_classes > 8 else ''})"
+        f"{f'; skipped {done.skipped} non-image or hidden files' if done.skipped else ''}\n"
+        f"folder: {done.path}\nuse it with: --dataset {done.dataset}"
+        + (f" --data-root {args.data_root}" if args.data_root else "")
+    )
+    return 0
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
     from .ray_backend import RayRunner, shutdown_workers
 
@@ -465,6 +482,25 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-q", "--quiet", action="store_true")
     add_backend_args(w)
     w.set_defaults(func=cmd_sweep)
+    i = sub.add_parser("import-dataset", help="a zip of class folders -> imagefolder:NAME")
+    i.add_argument("archive", help="FILE.zip holding CLASS/IMAGE files")
+    i.add_argument("--name", required=True, help="the dataset's name (letters, digits, _ . -)")
+    i.add_argument(
+        "--data-root",
+        help="folder of datasets (default $TMU_DATA or ./data); NAME goes to "
+        "DATA_ROOT/imported/NAME",
+    )
+    for flag, what in (
+        ("--max-files", "image files"),
+        ("--max-bytes", "bytes of images, expanded"),
+        ("--max-ratio", "expansion ratio of one member (zip bombs)"),
+        ("--max-classes", "classes"),
+        ("--max-pixels", "pixels per image"),
+    ):
+        i.add_argument(
+            flag, type=float if "ratio" in flag else int, help=f"at most this many {what}"
+        )
+    i.set_defaults(func=cmd_import)
     c = sub.add_parser("cluster", help="the Ray cluster's GPUs and tmu workers")
     c.add_argument("--ray-address", default=os.environ.get("TMU_RAY_ADDRESS"))
     c.add_argument("--stop-workers", action="store_true", help="kill every tmu worker")

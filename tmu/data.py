@@ -415,14 +415,28 @@ def _class_folders(path: Path, skipped: list[str]) -> list[Path]:
     return folders
 
 
-def dataset_fingerprint(name: str) -> str | None:
+IMPORTED = "imported"  # DATA_ROOT/imported/NAME: datasets made by `python -m tmu import-dataset`
+
+
+def imagefolder_path(name: str, root: str | Path | None = None) -> Path:
+    """The folder of `imagefolder:PATH`: PATH itself, or for a bare NAME that is no folder here,
+    the imported dataset DATA_ROOT/imported/NAME (root None: $TMU_DATA or ./data)."""
+    text = name[len(IMAGEFOLDER_PREFIX) :] if name.startswith(IMAGEFOLDER_PREFIX) else name
+    path = Path(text)
+    imported = (Path(root) if root is not None else _default_root()) / IMPORTED / text
+    if not path.is_dir() and "/" not in text and imported.is_dir():
+        return imported
+    return path
+
+
+def dataset_fingerprint(name: str, root: str | Path | None = None) -> str | None:
     """A hash of what an `imagefolder:PATH` dataset holds now (every file's relative path, size
     and modification time; no image is read), for the store's cache keys: adding, removing or
     replacing an image retrains instead of reusing models trained on the old folder. None for a
     registry dataset, whose files do not change under its name."""
     if not name.startswith(IMAGEFOLDER_PREFIX):
         return None
-    root = Path(name[len(IMAGEFOLDER_PREFIX) :])
+    root = imagefolder_path(name, root)
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -539,7 +553,7 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
     """
     check_dataset_name(name)
     if name.startswith(IMAGEFOLDER_PREFIX):
-        pool = load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :])
+        pool = load_imagefolder(imagefolder_path(name, root))
     else:
         key = (name, str(Path(root).resolve()) if root is not None else None)
         if key in _warm:

@@ -69,7 +69,7 @@ def base_key(cfg: RunConfig) -> str:
     the forget kind changes labels before training (`mislabeled:F`)."""
     split, train = to_dict(cfg.split), to_dict(cfg.train)
     parts = ["original", cfg.dataset, cfg.data_root, split, cfg.seed, cfg.model, train]
-    fingerprint = dataset_fingerprint(cfg.dataset)
+    fingerprint = dataset_fingerprint(cfg.dataset, cfg.data_root)
     if fingerprint is not None:
         parts.append(fingerprint)
     if cfg.original_weights:  # a model trained elsewhere: keyed by its bytes, not its path
