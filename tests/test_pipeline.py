@@ -434,13 +434,12 @@ def test_the_twin_rule_without_tmu_leaves_the_rule_unchosen(tmp_path):
     assert set(result.unlearned) == {"finetune", "finetune+twin"}
 
 
-def test_a_remote_job_checks_only_the_devices_spelling():
+def test_a_remote_job_checks_only_the_devices_spelling(monkeypatch):
     from tmu.config import RunConfig, from_dict
     from tmu.models import DeviceError
     from tmu.pipeline import validate
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has the GPU the test asks for")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a laptop without CUDA
     cfg = from_dict(RunConfig, {"device": "cuda:1"})
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         validate(cfg)

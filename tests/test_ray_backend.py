@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray  # a requirement: a missing install must fail, not skip
 import torch
 
 from ray_test_env import RAY_ENV, RAY_TOKEN
@@ -22,8 +23,7 @@ from tmu import cli
 from tmu.config import RunConfig, from_dict
 from tmu.jobs import CANCELLED, DONE, RUNNING, JobQueue, ThreadRunner
 
-ray = pytest.importorskip("ray")
-from tmu import ray_backend  # noqa: E402
+from tmu import ray_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"

@@ -19,7 +19,7 @@ How a job travels:
 * The worker runs the job kind's task (`module:function`, as the process runner does) on a thread
   and keeps its progress; the client polls it every 0.2 s and forwards every stage change. Cancel
   sets a flag that the task's progress callback raises on, between two batches: the job stops
-  within a fraction of a second of training and the worker stays usable.
+  there and the worker stays usable.
 * Results come back through Ray: the finished job folder as one tar.gz object, unpacked into the
   client's store with the folder's marker file written last. When the client's store is the
   worker's too (`TMU_HOME` on shared storage, recognised by the store's `.store-id`), the worker

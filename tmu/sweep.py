@@ -111,23 +111,18 @@ def run_jobs(
     """Submit every config, wait for all; per config its finished job folder, or the error
     message of a job that failed. `on_change(done, failed, total)` reports progress."""
     ids = [queue.submit(cfg, kind) for cfg in cfgs]
-    pending, last = set(ids), None
-    while pending:
-        for job_id in list(pending):
-            if not queue.status(job_id).active:
-                pending.discard(job_id)
-        states = [queue.status(i).state for i in ids]
-        now = (sum(s == DONE for s in states), len(ids) - len(pending), len(ids))
-        if on_change is not None and now != last:
-            on_change(now[0], now[1] - now[0], now[2])
-            last = now
-        if pending:
-            time.sleep(poll)
-    out: list[Path | str] = []
-    for job_id in ids:
-        job = queue.status(job_id)
-        out.append(Path(job.out_dir) if job.state == DONE else (job.error or job.state))
-    return out
+    last = None
+    while True:
+        jobs = [queue.status(i) for i in ids]
+        ended = sum(not j.active for j in jobs)
+        done = sum(j.state == DONE for j in jobs)
+        if on_change is not None and (done, ended) != last:
+            on_change(done, ended - done, len(ids))
+            last = done, ended
+        if ended == len(ids):
+            break
+        time.sleep(poll)
+    return [Path(j.out_dir) if j.state == DONE else (j.error or j.state) for j in jobs]
 
 
 def rows(report: dict, run: str = "") -> list[dict]:
