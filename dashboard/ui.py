@@ -42,7 +42,11 @@ def sidebar(state) -> None:
             help="2 training epochs instead of 20: for live demos on a slow machine",
         )
         check = service.check_forget(state)
-        st.markdown(f"**Dataset** {state[Key.DATASET]} · seed {state[Key.SEED]}")
+        st.markdown(
+            f"**Dataset** {service.dataset_label(state[Key.DATASET])} · seed {state[Key.SEED]}"
+        )
+        if service.weights_in_use(state):
+            st.markdown(f"**Original model** your weights `{state[Key.WEIGHTS_NAME]}`")
         if check.spec:
             st.markdown(f"**Forget set** `{short(check.spec, 60)}`")
         if check.error:

@@ -92,7 +92,7 @@ class Pool:
         return int(self.x.shape[0])
 
 
-def _default_root() -> Path:
+def default_data_root() -> Path:
     """The data folder used when none is given: env var TMU_DATA, else ./data."""
     return Path(os.environ.get("TMU_DATA") or "data")
 
@@ -201,7 +201,7 @@ def _to_nchw(data) -> torch.Tensor:
 
 def _data_root(root: Path | None) -> Path:
     """The data folder: `root` with ~ expanded, else the default."""
-    return Path(root).expanduser() if root is not None else _default_root()
+    return Path(root).expanduser() if root is not None else default_data_root()
 
 
 # What torchvision raises for missing, corrupted or undownloadable files (urllib's URLError and
@@ -423,7 +423,7 @@ def imagefolder_path(name: str, root: str | Path | None = None) -> Path:
     the imported dataset DATA_ROOT/imported/NAME (root None: $TMU_DATA or ./data)."""
     text = name[len(IMAGEFOLDER_PREFIX) :] if name.startswith(IMAGEFOLDER_PREFIX) else name
     path = Path(text)
-    imported = (Path(root) if root is not None else _default_root()) / IMPORTED / text
+    imported = (Path(root) if root is not None else default_data_root()) / IMPORTED / text
     if not path.is_dir() and "/" not in text and imported.is_dir():
         return imported
     return path

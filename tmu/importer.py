@@ -27,7 +27,7 @@ from .data import (
     IMPORTED,
     DatasetError,
     Pool,
-    _default_root,
+    default_data_root,
     _hidden,
     load_imagefolder,
 )
@@ -141,7 +141,7 @@ def import_dataset(
     before it appears there; returns the loaded pool."""
     check_name(name)
     limits = limits or ImportLimits()
-    base = (Path(data_root) if data_root is not None else _default_root()) / IMPORTED
+    base = (Path(data_root) if data_root is not None else default_data_root()) / IMPORTED
     dest = base / name
     if dest.exists():
         raise DatasetError(

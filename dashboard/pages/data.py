@@ -1,4 +1,5 @@
-"""Data: dataset and model, class counts, the D / H / T split sizes, a gallery per class."""
+"""Data: dataset and model, class counts, the D / H / T split sizes, a gallery per class, and the
+user's own images (a zip of class folders) and original model (a .pt file)."""
 
 import streamlit as st
 
@@ -8,14 +9,85 @@ from tmu import plots
 
 state = ui.setup("Data")
 c1, c2, c3 = st.columns(3)
-c1.selectbox("Dataset", service.datasets(), key=Key.DATASET)
+c1.selectbox("Dataset", service.datasets(), format_func=service.dataset_label, key=Key.DATASET)
 c2.selectbox("Model", service.models(), key=Key.MODEL)
 c3.number_input("Seed (split and training)", min_value=0, max_value=10_000, step=1, key=Key.SEED)
+
+
+def import_archive() -> None:
+    """Button callback (it runs before the dataset picker is drawn, so it may set it)."""
+    try:
+        dataset = service.import_upload(state[Key.DATA_UPLOAD].getvalue(), state[Key.DATA_NAME])
+    except ValueError as err:  # DatasetError: a bad name, a taken name, a refused archive
+        state[Key.UPLOAD_MSG] = f"Not imported: {service.public_message(err)}"
+    else:
+        state[Key.DATASET] = dataset
+        state[Key.UPLOAD_MSG] = None
+
+
+def use_weights() -> None:
+    upload = state[Key.WEIGHTS_UPLOAD]
+    try:
+        service.save_weights(state, upload.getvalue(), upload.name)
+    except ValueError as err:  # WeightsError: code inside, truncated, empty
+        state[Key.UPLOAD_MSG] = f"Not used: {service.public_message(err)}"
+    else:
+        state[Key.UPLOAD_MSG] = None
+
+
+def own_data() -> None:
+    """Upload a zip of class folders: it becomes a dataset everyone on this server can pick."""
+    limits = service.UPLOAD_LIMITS
+    upload = st.file_uploader(
+        "A zip of class folders (CLASS/IMAGE.png …)",
+        type=["zip"],
+        key=Key.DATA_UPLOAD,
+        help=f"At most {limits.max_files:,} images, {limits.max_classes} classes and "
+        f"{limits.max_bytes // 2**20} MB unpacked; hidden and non-image files are skipped.",
+    )
+    name = st.text_input(
+        "Dataset name", key=Key.DATA_NAME, max_chars=64, placeholder="letters, digits, _ . -"
+    )
+    st.button("Import", disabled=upload is None or not name, on_click=import_archive)
+
+
+def own_model() -> None:
+    """Upload a state_dict trained elsewhere: this tab's runs use it as the original model."""
+    upload = st.file_uploader(
+        f"Weights of a {state[Key.MODEL]!r} model trained on this dataset (.pt state_dict)",
+        type=["pt", "pth"],
+        key=Key.WEIGHTS_UPLOAD,
+    )
+    st.button("Use as the original model", disabled=upload is None, on_click=use_weights)
+    if service.weights_in_use(state):
+        bad = service.check_weights(state)
+        if bad:
+            st.warning(f"Your weights `{state[Key.WEIGHTS_NAME]}` do not fit: {bad}")
+        else:
+            st.success(
+                f"Runs from this tab unlearn your weights `{state[Key.WEIGHTS_NAME]}` instead "
+                "of training an original model."
+            )
+        st.button("Train the original model instead", on_click=service.clear_weights, args=(state,))
+
+
+message = state.pop(Key.UPLOAD_MSG, None)
+with st.expander("Bring your own images or model", expanded=bool(message)):
+    if message:
+        st.error(message)
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Your images**")
+        own_data()
+    with right:
+        st.markdown("**Your trained model**")
+        own_model()
 
 try:
     info = service.data_info(state[Key.DATASET], int(state[Key.SEED]))
 except ValueError as err:  # DatasetError: files missing, no network, bad folder
-    st.error(f"Cannot load {state[Key.DATASET]!r}: {err}")
+    label = service.dataset_label(state[Key.DATASET])
+    st.error(f"Cannot load {label!r}: {service.public_message(err)}")
     st.stop()
 
 cols = st.columns(4)

@@ -6,7 +6,8 @@
 * `estimate` — the twin's estimate of how many forget samples gold gets wrong (a `JobKind`);
 * `embedding` — the embedding job (a `JobKind` registered here) and the selection's spread;
 * `runs` — the RunConfig of the settings, the job backend, this session's job, finished runs;
-* `results` — a finished run's views against the gold ensemble, attributions, exports.
+* `results` — a finished run's views against the gold ensemble, attributions, exports;
+* `uploads` — the user's own data (a zip of class folders) and original model (a `.pt` file).
 
 Importable without Streamlit (pages pass `st.session_state` as `state`; tests pass a dict). It
 never trains: training happens in `tmu.jobs` on the backend's worker.
@@ -16,6 +17,7 @@ from .data import (
     DataInfo,
     data_info,
     data_uri,
+    dataset_label,
     datasets,
     gallery,
     images,
@@ -80,6 +82,15 @@ from .runs import (
     run_label,
     submit_run,
 )
+from .uploads import (
+    UPLOAD_LIMITS,
+    check_weights,
+    clear_weights,
+    import_upload,
+    public_message,
+    save_weights,
+    weights_in_use,
+)
 from .state import (
     DEFAULT_METHODS,
     FORGET_MODES,
@@ -92,6 +103,14 @@ from .state import (
 )
 
 __all__ = [
+    "UPLOAD_LIMITS",
+    "check_weights",
+    "clear_weights",
+    "dataset_label",
+    "import_upload",
+    "public_message",
+    "save_weights",
+    "weights_in_use",
     "ESTIMATE",
     "estimate",
     "estimate_config",

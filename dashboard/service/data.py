@@ -6,13 +6,14 @@ import base64
 import io
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from tmu.config import RunConfig
-from tmu.data import dataset_names, load_dataset
+from tmu.data import IMAGEFOLDER_PREFIX, IMPORTED, default_data_root, dataset_names, load_dataset
 from tmu.models import MODELS
 from tmu.splits import split_pool
 from tmu.unlearn import METHODS
@@ -32,8 +33,34 @@ def roles(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return split_pool(len(p), split.holdout, split.test, seed, p.official_test)
 
 
+def data_root() -> Path:
+    """The data root, absolute ($TMU_DATA, else ./data of the directory the app started in)."""
+    return default_data_root().resolve()
+
+
+def imported_datasets() -> list[str]:
+    """`imagefolder:ABSOLUTE_PATH` of every dataset imported under the data root, by name."""
+    base = data_root() / IMPORTED
+    if not base.is_dir():
+        return []
+    return [
+        f"{IMAGEFOLDER_PREFIX}{p}"
+        for p in sorted(base.iterdir())
+        if p.is_dir() and not p.name.startswith(".")
+    ]
+
+
+def dataset_label(name: str) -> str:
+    """How the dataset picker shows a dataset: an imported one by its name."""
+    if name.startswith(IMAGEFOLDER_PREFIX):
+        return f"{Path(name[len(IMAGEFOLDER_PREFIX) :]).name} (your images)"
+    return name
+
+
 def datasets() -> list[str]:
-    return [n for n in dataset_names() if not n.startswith("imagefolder")]
+    """The registry's datasets, then those imported under the data root (never a folder path
+    typed in the browser)."""
+    return [n for n in dataset_names() if not n.startswith("imagefolder")] + imported_datasets()
 
 
 def models() -> list[str]:

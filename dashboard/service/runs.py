@@ -12,8 +12,10 @@ from tmu.artifacts import default_root
 from tmu.config import ConfigError, RunConfig, from_dict
 from tmu.jobs import JobQueue, JobStatus, ProcessRunner, Runner
 
+from .data import dataset_label
 from .forget import check_forget, forget_spec
 from .state import Key, State
+from .uploads import check_weights, weights_in_use
 
 QUICK = {
     "train": {"epochs": 2},
@@ -101,6 +103,8 @@ def make_config(state: State, forget: str | None = None) -> RunConfig:
     }
     if state[Key.QUICK]:
         values.update(QUICK)
+    if weights := weights_in_use(state):
+        values["original_weights"] = weights
     from tmu.models import apply_recipe
 
     return from_dict(RunConfig, apply_recipe(values))
@@ -131,6 +135,8 @@ def submit_run(state: State, be: JobQueue | None = None) -> tuple[str | None, st
     check = check_forget(state)
     if check.error:
         return None, f"invalid forget set: {check.error}"
+    if bad := check_weights(state):
+        return None, f"the uploaded original model cannot be used: {bad}"
     try:
         be = be or backend()
         job_id = be.submit(make_config(state), owner=state.get(Key.VISITOR))
@@ -162,7 +168,7 @@ def cancel_job(state: State, be: JobQueue | None = None) -> bool:
 def run_label(path: Path) -> str:
     cfg = json.loads((Path(path) / "config.json").read_text())
     return (
-        f"{cfg['dataset']} · {cfg['forget'][:40]} · {'+'.join(cfg['methods'])} · "
+        f"{dataset_label(cfg['dataset'])} · {cfg['forget'][:40]} · {'+'.join(cfg['methods'])} · "
         f"{cfg['gold_seeds']} gold · seed {cfg['seed']} · {Path(path).name[:6]}"
     )
 

@@ -40,6 +40,12 @@ class Key:
     THUMB_CLASS = "thumb.class"
     THUMB_PAGE = "thumb.page"
     UPLOAD = "upload"
+    DATA_UPLOAD = "upload.data"  # a zip of class folders (Data page)
+    DATA_NAME = "upload.data_name"
+    UPLOAD_MSG = "upload.msg"  # why the last import or weights upload was refused
+    WEIGHTS_UPLOAD = "upload.weights"  # a .pt state_dict (Data page)
+    WEIGHTS = "own.weights"  # the store path of this tab's uploaded original weights
+    WEIGHTS_NAME = "own.weights_name"  # how they are shown: the file's name and hash
     JOB = "job.id"  # the run job this session submitted last
     VISITOR = "visitor"  # this browser tab's id: the owner of its jobs
     MY_RUNS = "my.runs"  # the run folders of the jobs this tab submitted, oldest first
