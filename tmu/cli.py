@@ -341,9 +341,15 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    width = max(map(len, METHODS))
+    from .unlearn import FAILED, ORIGINS
+
+    width = max(map(len, [*METHODS, *FAILED]))
     for name, cls in sorted(METHODS.items()):
-        print(f"{name:<{width}}  {cls.description}")
+        origin = ORIGINS[name]
+        where = "" if origin.kind == "built-in" else f"  [plug-in: {origin.label()}]"
+        print(f"{name:<{width}}  {cls.description}{where}")
+    for name, reason in sorted(FAILED.items()):  # skipped plug-ins (docs/plugins.md)
+        print(f"{name:<{width}}  FAILED: {reason}")
     return 0
 
 

@@ -19,7 +19,7 @@ from ..forget import ForgetSpec, parse_forget, relabels
 from ..models import file_fingerprint, load_weights, resolve_device
 from ..splits import make_splits
 from ..training import embed
-from ..unlearn import Env, get_method
+from ..unlearn import Env, cache_tag, get_method
 from .plan import gold_seed, method_entries
 from .values import Data, Decisions, Fitted, StageProgress, Trained, Twin, Unlearned
 
@@ -168,7 +168,15 @@ def unlearn(
         target = twin.predictor.easy_rate if entry.stopped else None
         stop = [] if target is None else [target]  # (keys of entries without a target unchanged)
         key = config_key(
-            "method", base_key(cfg), forget, entry.method, method.params, easy, cfg.seed, *stop
+            "method",
+            base_key(cfg),
+            forget,
+            entry.method,
+            method.params,
+            easy,
+            cfg.seed,
+            *stop,
+            *cache_tag(entry.method),  # a plug-in's version and source ([] for a built-in)
         )
         env = Env(data.device, cfg.seed, data.build, lambda f, n=entry.name: progress(n, f))
         fitted = cached(

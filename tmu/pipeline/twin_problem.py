@@ -22,7 +22,7 @@ from ..twin import (
     train_twin_model,
 )
 from ..tuning import twin_tune
-from ..unlearn import METHODS, Env, Problem
+from ..unlearn import METHODS, Env, Problem, cache_tag
 from .plan import method_entries
 from .stages import base_key, cached, quiet, train_embedding
 from .values import Data, Decisions, Fitted, StageProgress, Tuning, Twin
@@ -160,7 +160,9 @@ def tune_methods(
         base, m = cfg.method_params.get(name, {}), METHODS[name]
         rules = fitted.candidates if m.needs_predictor else {None: fitted.oof_easy}
         masks = list(rules.values())
-        key = config_key("tune", twin_key, name, m.defaults, base, m.grid, *masks, cfg.seed)
+        key = config_key(
+            "tune", twin_key, name, m.defaults, base, m.grid, *masks, cfg.seed, *cache_tag(name)
+        )
         result = store.load_json(key)
         if result is None:
             start, trials = time.perf_counter(), []
