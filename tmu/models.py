@@ -2,7 +2,8 @@
 
 Every model exposes `embed(x)` (penultimate features, shape (B, D)) and `head` (the last linear
 layer), so that `model(x) == model.head(model.embed(x))`; the distance feature and the dashboard's
-embedding scatter use `embed`, Grad-CAM uses `cam_layer`.
+embedding scatter use `embed`, Grad-CAM uses `cam_layer`, and the layer-wise CKA view
+(`tmu.inspect.cka`) hooks the main blocks that `blocks` lists in forward order.
 `MODELS` maps a name to a `ModelSpec`: how to build the network and its training recipe, the
 `TrainConfig` overrides it trains well with, which `apply_recipe` fills into a run's overrides.
 """
@@ -79,6 +80,12 @@ class SmallCNN(nn.Module):
     def cam_layer(self) -> nn.Module:
         return self.features[3]
 
+    @property
+    def blocks(self) -> dict[str, nn.Module]:
+        """Main blocks in forward order, by name (each module's output is that block's)."""
+        f = self.features
+        return {"block1": f[2], "block2": f[5], "embed": self.fc, "head": self.head}
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
@@ -101,6 +108,14 @@ class ResNet18Cifar(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         return self.body.layer4
+
+    @property
+    def blocks(self) -> dict[str, nn.Module]:
+        """Main blocks in forward order, by name: the stem's ReLU (torchvision uses that module
+        once, in the stem), the four stages, the embedding (the emptied `fc`) and the head."""
+        b = self.body
+        stages = {f"layer{k}": getattr(b, f"layer{k}") for k in range(1, 5)}
+        return {"stem": b.relu, **stages, "embed": b.fc, "head": self.head}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -169,6 +184,12 @@ class ResNet9(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         return self.layer3
+
+    @property
+    def blocks(self) -> dict[str, nn.Module]:
+        """Main blocks in forward order, by name."""
+        names = ("prep", "layer1", "layer2", "layer3")
+        return {**{n: getattr(self, n) for n in names}, "embed": self.pool, "head": self.head}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.layer3(self.layer2(self.layer1(self.prep(x)))))
@@ -323,6 +344,18 @@ def load_weights(model: nn.Module, path: str | Path, name: str, num_classes: int
             f"weights file {str(path)!r} does not fit model {name!r}: {' '.join(lines)[:300]}"
         ) from None
     return model.eval()
+
+
+def model_blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """The main blocks of a registry model in forward order (its `blocks`), by name; a network
+    that does not declare them is a TypeError naming its class."""
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, dict) or not blocks:
+        raise TypeError(
+            f"{type(model).__name__} does not declare its main blocks (a `blocks` property "
+            "mapping a name to a submodule, in forward order)"
+        )
+    return blocks
 
 
 def clone_model(model: nn.Module) -> nn.Module:

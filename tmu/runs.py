@@ -2,13 +2,15 @@
 
 DIR/report.json, DIR/config.json (the run config plus the model architecture), DIR/split.json
 (every index set by name), DIR/models/NAME.pt (state_dicts), DIR/predictions.npz (softmax of
-every model on every set, and the predictor's features and decisions).
+every model on every set, and the predictor's features and decisions), DIR/inspect.npz (the
+inspection views against gold, `tmu.inspect.Inspection.to_arrays`; absent in older folders).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +23,12 @@ from .artifacts import Store, atomic_write, load_state_dict, save_state_dict, wr
 from .config import RunConfig, from_dict, to_dict
 from .data import load_dataset
 from .forget import parse_forget, relabels
+from .inspect import Inspection, RunData, inspect_data
 from .models import build_model
 from .pipeline import Result, StageProgress, execute
 from .report import Probs, evaluate_result
+
+logger = logging.getLogger(__name__)
 
 
 class RunFolderError(ValueError):
@@ -57,8 +62,21 @@ REPORT_KEYS = ("models", "dataset", "methods")  # what the CLI and the dashboard
 SPLIT_KEYS = ("train", "holdout", "test", "forget", "retain")
 
 
-def write_run(result: Result, report: dict, probs: Probs, out: str | Path) -> Path:
-    """Write the run folder; every file goes through an atomic rename.
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def write_run(
+    result: Result,
+    report: dict,
+    probs: Probs,
+    out: str | Path,
+    inspection: Inspection | None = None,
+) -> Path:
+    """Write the run folder; every file goes through an atomic rename. `inspection`, when given,
+    becomes inspect.npz (else an inspect.npz of an earlier run there is removed).
 
     `out` may hold an earlier run (a reused `--out`, a forced re-run of a job): its report.json,
     the completeness marker, is removed first and written last, and model files this run does not
@@ -82,9 +100,11 @@ def write_run(result: Result, report: dict, probs: Probs, out: str | Path) -> Pa
     arrays = {
         f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()
     } | predictor_arrays(result)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write(out / "predictions.npz", buf.getvalue())
+    atomic_write(out / "predictions.npz", _npz(arrays))
+    if inspection is not None:
+        atomic_write(out / "inspect.npz", _npz(inspection.to_arrays()))
+    else:
+        (out / "inspect.npz").unlink(missing_ok=True)
     write_json(out / "report.json", report)  # last: a folder with report.json is complete
     return out
 
@@ -96,16 +116,31 @@ def run_to_folder(
     store: Store | None = None,
     progress: StageProgress | None = None,
 ) -> dict:
-    """Execute every stage of `cfg`, evaluate, write the run folder `out`; returns the report.
+    """Execute every stage of `cfg`, evaluate, compute the inspection views (`tmu.inspect`, its
+    summary under `report["inspect"]`), write the run folder `out`; returns the report.
     Progress goes to `progress(stage, fraction)`, the last stage being "evaluate"."""
     report_to = progress or (lambda stage, frac: None)
     result = execute(cfg, store=store, progress=progress)
     report_to("evaluate", 0.0)
     report, probs = evaluate_result(result)
-    report_to("evaluate", 0.5)
-    write_run(result, report, probs, out)
+    report_to("evaluate", 0.4)
+    inspection = _inspect(result, probs)
+    if inspection is not None:
+        report["inspect"] = inspection.summary()
+    report_to("evaluate", 0.8)
+    write_run(result, report, probs, out, inspection)
     report_to("evaluate", 1.0)
     return report
+
+
+def _inspect(result: Result, probs: Probs) -> Inspection | None:
+    """The run's inspection views, or None (logged) if they fail: they are an extra that
+    `tmu.inspect.compute` can redo from the folder, never a reason to lose the trained models."""
+    try:
+        return inspect_data(RunData.from_result(result, probs))
+    except Exception:  # noqa: BLE001 (any failure of the optional views; the traceback is logged)
+        logger.exception("inspection views failed; the run folder is written without inspect.npz")
+        return None
 
 
 @dataclass
@@ -113,7 +148,9 @@ class LoadedRun:
     """A finished run: `.models` (name -> eval-mode module), `.split` (name -> id array),
     `.dataset` (the full pool as a torch Dataset of model-ready (x, y), y being the labels the run
     trained on: for `mislabeled:F` the forget set's wrong ones), `.report`, `.config`,
-    `.predictions` (name -> array, see write_run)."""
+    `.predictions` (name -> array, see write_run), `.inspect` (the stored `tmu.inspect`
+    Inspection; None for a folder written before it existed: `tmu.inspect.get(run)` then
+    computes it)."""
 
     path: Path
     config: RunConfig
@@ -122,6 +159,7 @@ class LoadedRun:
     models: dict[str, nn.Module]
     dataset: TensorDataset
     predictions: dict[str, np.ndarray]
+    inspect: Inspection | None = None
 
 
 def _read_json(file: Path) -> object:
@@ -215,4 +253,19 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
                 f"{path / 'predictions.npz'}: not a readable .npz archive "
                 f"({type(err).__name__}: {err}); was it truncated?"
             ) from None
-    return LoadedRun(path, config, report, split, models, dataset, preds)
+    return LoadedRun(path, config, report, split, models, dataset, preds, _inspection(path))
+
+
+def _inspection(path: Path) -> Inspection | None:
+    """The folder's inspect.npz as an Inspection; None when there is none."""
+    file = path / "inspect.npz"
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            return Inspection.from_arrays({k: data[k] for k in data.files})
+    except Exception as err:  # BadZipFile, EOFError, zlib.error, a missing or malformed array
+        raise RunFolderError(
+            f"{file}: not a readable inspection archive ({type(err).__name__}: {err}); "
+            "was it truncated? Delete it to recompute with tmu.inspect.compute(run)"
+        ) from None
