@@ -1,6 +1,12 @@
-"""TMU Dashboard entry point: `streamlit run dashboard/app.py`. It only routes pages."""
+"""TMU Dashboard entry point: `streamlit run dashboard/app.py`. It only routes pages.
 
+With `TMU_RENDER_LOG=1` each page's script time is logged (logger `dashboard.render`, one line
+`render PAGE SECONDS` per full rerun) to the server's log: scripts/load_visitors.py reads it."""
+
+import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -10,13 +16,21 @@ sys.path.insert(
 )  # the repo root, for `tmu` and `dashboard`
 
 st.set_page_config(page_title="TMU Dashboard", page_icon=":material/psychology:", layout="wide")
-st.navigation(
+page = st.navigation(
     [
         st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
         st.Page("pages/forget.py", title="Forget set", icon=":material/content_cut:"),
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
         st.Page("pages/alignment.py", title="Alignment", icon=":material/track_changes:"),
+        st.Page("pages/inspect.py", title="Inspect", icon=":material/biotech:"),
         st.Page("pages/attributions.py", title="Attributions", icon=":material/search:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
     ]
-).run()
+)
+start = time.perf_counter()
+try:
+    page.run()
+finally:  # st.stop and st.rerun end a script by raising: they are timed too
+    if os.environ.get("TMU_RENDER_LOG") == "1":
+        seconds = time.perf_counter() - start
+        logging.getLogger("dashboard.render").warning("render %s %.4f", page.title, seconds)

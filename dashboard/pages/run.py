@@ -49,8 +49,9 @@ st.markdown(where(info))
 if info.get("error"):
     st.warning("The cluster does not answer: jobs cannot run until it is back.")
 check = service.check_forget(state)
+dataset = service.dataset_label(state[Key.DATASET])
 st.markdown(
-    f"**Dataset** {state[Key.DATASET]} ({state[Key.MODEL]}) · **forget set** "
+    f"**Dataset** {dataset} ({state[Key.MODEL]}) · **forget set** "
     f"`{ui.short(check.spec, 80)}` "
     + ("" if check.error else f"({len(check.ids)} samples)")
     + (" · quick profile" if state[Key.QUICK] else "")
@@ -81,7 +82,7 @@ if job is not None and job.active:
     if st.button("Cancel"):
         service.cancel_job(state)
 
-    @st.fragment(run_every=0.5)
+    @st.fragment(run_every=1.0)  # one poll a second per waiting tab: a classroom is 20+ tabs
     def live() -> None:
         j = service.current_job(state)
         show(j)
