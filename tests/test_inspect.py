@@ -255,6 +255,9 @@ def test_prediction_matrix_counts_and_cells(loaded):
         assert len(m.cell(r, c)) == m.counts[r, c]
     original = ti.prediction_matrix(loaded, "original", reference="gold_1")
     assert original.counts.sum() == len(forget) and original.row_model == "gold_1"
+    ensemble = ti.prediction_matrix(loaded, "finetune", reference="gold")  # mean gold softmax
+    mean = (loaded.predictions["gold_0/forget"] + loaded.predictions["gold_1/forget"]) / 2
+    assert np.array_equal(ensemble.rows, mean.argmax(1)) and np.array_equal(ensemble.cols, u)
 
 
 @pytest.mark.slow
@@ -340,7 +343,8 @@ def test_attack_view_matches_the_report(loaded):
     a = loaded.inspect.attacks
     report = loaded.report["models"]
     y = loaded.dataset.tensors[1].numpy()[loaded.split["forget"]]
-    assert np.array_equal(a.easy, loaded.predictions["gold_0/forget"].argmax(1) == y)
+    ensemble = (loaded.predictions["gold_0/forget"] + loaded.predictions["gold_1/forget"]) / 2
+    assert np.array_equal(a.easy, ensemble.argmax(1) == y)  # the gold ensemble's correct ones
     assert a.models == ("original", "gold_0", "gold_1", "finetune", "random_label")
     for name in a.models:
         entry = report["gold"][int(name[-1])] if name.startswith("gold_") else report[name]

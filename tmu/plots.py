@@ -55,6 +55,26 @@ CAPTIONS = {
         "level (gold band), not at the original's."
     ),
     "compare": "Aligned with gold: a bar at or below the red gold-vs-gold noise floor.",
+    "prediction_matrix": (
+        "Aligned with gold: every sample on the diagonal (green), where the model predicts "
+        "gold's own class; rows are the gold ensemble's class. Unlearning that only drives "
+        "accuracy to zero moves the diagonal's mass off it."
+    ),
+    "embedding_panels": (
+        "One projection for all panels (each model's features mapped onto the original's, then "
+        "one PCA), so positions compare: aligned with gold, D_f (diamonds) sits where it sits in "
+        "gold's panel. Select points in any panel to ring them in all three."
+    ),
+    "cka": (
+        "Aligned with gold: each layer at least as similar to gold as another gold seed is (the "
+        "red floor). A method that changed only the head keeps the original's curve on every "
+        "layer but the last."
+    ),
+    "attack": (
+        "Aligned with gold: the method's curves lie on gold's (dashed gold), not at zero: gold "
+        "generalises, so its D_f still looks partly member-like; easy samples (gold right) "
+        "should look like members, hard ones like unseen data."
+    ),
     "attributions": (
         "Aligned with gold: the unlearned model's map looks like gold's (similarity near 1), not "
         "like the original's."

@@ -7,6 +7,7 @@
 * `embedding` — the embedding job (a `JobKind` registered here) and the selection's spread;
 * `runs` — the RunConfig of the settings, the job backend, this session's job, finished runs;
 * `results` — a finished run's views against the gold ensemble, attributions, exports;
+* `inspection` — the Inspect page's views (prediction matrix, embeddings, CKA, attack);
 * `uploads` — the user's own data (a zip of class folders) and original model (a `.pt` file).
 
 Importable without Streamlit (pages pass `st.session_state` as `state`; tests pass a dict). It
@@ -82,6 +83,16 @@ from .runs import (
     run_label,
     submit_run,
 )
+from .inspection import (
+    EMBED_COLORS,
+    attack_curves,
+    attack_table,
+    cell_from_selection,
+    cka_view,
+    embedding_view,
+    inspection,
+    matrices,
+)
 from .uploads import (
     UPLOAD_LIMITS,
     check_weights,
@@ -103,6 +114,14 @@ from .state import (
 )
 
 __all__ = [
+    "EMBED_COLORS",
+    "attack_curves",
+    "attack_table",
+    "cell_from_selection",
+    "cka_view",
+    "embedding_view",
+    "inspection",
+    "matrices",
     "UPLOAD_LIMITS",
     "check_weights",
     "clear_weights",

@@ -53,6 +53,13 @@ class Key:
     RUN_PICKER = "pick.run"
     ALIGN_METHOD = "align.method"
     ATTR_METHOD = "attr.method"
+    INSPECT_METHOD = "insp.method"
+    MATRIX_CLASS = "insp.matrix_class"
+    MATRIX_CHART = "insp.matrix"  # the prediction matrix (its click event)
+    MATRIX_CELL = "insp.cell"  # (gold's class, the method's class) of the clicked cell
+    INSPECT_EMBED_COLOR = "insp.embed_color"
+    INSPECT_EMBED_CHART = "insp.embed"
+    INSPECT_SELECTION = "insp.selection"  # ids picked in the embedding panels
     ATTR_IDS = "attr.ids"
     COMPARE_METRIC = "cmp.metric"
 

@@ -29,6 +29,7 @@ PAGES = {
     "Forget set": "forget",
     "Run": "run",
     "Alignment": "alignment",
+    "Inspect": "inspect",
     "Attributions": "attributions",
     "Compare": "compare",
 }

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from dash_helpers import ROOT
 
 APP = str(ROOT / "dashboard" / "app.py")
-PAGES = ["data", "forget", "run", "alignment", "attributions", "compare"]
+PAGES = ["data", "forget", "run", "alignment", "inspect", "attributions", "compare"]
 
 
 def app() -> AppTest:
@@ -30,14 +30,22 @@ def test_pages_without_a_run(tmp_path, monkeypatch, tmu_home):
     at = app()
     assert not at.exception
     assert at.title[0].value == "Data"
-    for page in ("alignment", "attributions", "compare"):
+    for page in ("alignment", "inspect", "attributions", "compare"):
         goto(at, page)
         assert any("No finished run yet" in i.value for i in at.info)
 
 
 @pytest.mark.parametrize(
     "page, charts",
-    [("data", 1), ("forget", 0), ("run", 0), ("alignment", 7), ("attributions", 1), ("compare", 1)],
+    [
+        ("data", 1),
+        ("forget", 0),
+        ("run", 0),
+        ("alignment", 7),
+        ("inspect", 7),
+        ("attributions", 1),
+        ("compare", 1),
+    ],
 )
 def test_every_page_launches(tiny_run, page, charts):
     at = goto(app(), page)

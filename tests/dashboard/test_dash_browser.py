@@ -41,3 +41,25 @@ def test_lasso_run_alignment(tiny_run, tmu_home, tmp_path):
         page.locator(
             ".js-plotly-plot", has_text="Per-class accuracy on the forget set"
         ).first.wait_for(timeout=60_000)
+
+
+def test_click_a_prediction_matrix_cell(tiny_run, tmu_home, tmp_path):
+    """On the Inspect page, a click on a marker of the prediction matrix lists that cell's
+    samples and shows their thumbnails."""
+    env = {**TINY_ENV, "TMU_HOME": str(tmu_home)}
+    with streamlit_app(env, tmp_path / "streamlit.log") as (url, _), browser_page() as page:
+        page.goto(url)
+        page.wait_for_selector("h1", timeout=60_000)
+        goto_page(page, "Inspect")
+        chart = page.locator(".js-plotly-plot", has_text="tmu vs gold").first
+        chart.wait_for(timeout=60_000)
+        idle(page)
+        box = chart.locator(".scatterlayer .trace").first.locator(".point").first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.click(x, y)
+        listed = page.get_by_text(re.compile(r"^\d+ sample\(s\) gold puts in class \d+"))
+        listed.first.wait_for(timeout=30_000)
+        n = int(listed.first.inner_text().split()[0])
+        idle(page)
+        shown = page.locator("[data-testid='stImage'], [data-testid='stImageContainer']")
+        assert shown.count() >= min(n, 40) > 0

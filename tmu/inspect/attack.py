@@ -17,8 +17,9 @@ Three attacks, all read from the softmax outputs a run stores (no model is run):
   phi_target - phi_ref on T (non-members of both); sigma only scales z, so AUC and the member
   rate at a fixed false-positive rate on T do not depend on it.
 
-D_f is also split as in the TMU paper: easy = the forget samples the first gold seed (`gold_0`)
-classifies correctly, hard = those it gets wrong. Easy samples are expected to look like members
+D_f is also split as in the TMU paper: easy = the forget samples gold classifies correctly, hard
+= those it gets wrong, gold being the gold ensemble (the class of the softmax averaged over the
+gold seeds, as on every single-sample view of the dashboard). Easy samples are expected to look like members
 (gold generalises to them), hard ones like non-members.
 """
 
@@ -193,7 +194,7 @@ class ModelAttack:
 
 @dataclass(frozen=True)
 class Attacks:
-    """The attack view of a run: D_f's ids (n_f,), its easy mask (gold_0 correct), and one
+    """The attack view of a run: D_f's ids (n_f,), its easy mask (gold ensemble correct), and one
     ModelAttack per model (`models`: original, each gold seed, each method; same order as
     `views`). `alpha` is LiRA's false-positive rate on T."""
 
@@ -216,7 +217,7 @@ class Attacks:
     def summary(self) -> dict:
         """JSON-able headline numbers per model (None where a set is empty or no LiRA)."""
         return {
-            "easy_rule": "easy = D_f samples that gold_0 classifies correctly",
+            "easy_rule": "easy = D_f samples the gold ensemble (mean softmax) classifies correctly",
             "forget_easy": int(self.easy.sum()),
             "forget_hard": int((~self.easy).sum()),
             "lira_alpha": self.alpha,
@@ -263,7 +264,8 @@ def attacks(data: RunData, *, n_thresholds: int = 200, alpha: float = 0.05) -> A
     sets = ("forget", "retain", "holdout", "test")
     y = {k: data.labels[data.split[k]] for k in sets}
     golds = data.golds
-    easy = data.predictions[f"{golds[0]}/forget"].argmax(1) == y["forget"]
+    ensemble = np.mean([data.predictions[f"{g}/forget"] for g in golds], 0)
+    easy = ensemble.argmax(1) == y["forget"]
     models = ["original", *golds, *(m for m in data.targets if m != "original")]
     phi = {
         m: {k: logit_confidence(data.predictions[f"{m}/{k}"], y[k]) for k in ("forget", "test")}

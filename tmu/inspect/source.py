@@ -16,6 +16,8 @@ SETS = ("forget", "retain", "holdout", "test")
 """The data roles whose softmax outputs a run stores (`predictions["MODEL/SET"]`)."""
 
 _GOLD = re.compile(r"gold_(\d+)")
+GOLD_ENSEMBLE = "gold"
+"""The name that stands for the gold ensemble (mean softmax over the gold seeds) in `probs_at`."""
 
 
 def gold_names(names) -> list[str]:
@@ -119,11 +121,14 @@ class RunData:
 def probs_at(
     predictions: dict[str, np.ndarray], split: dict[str, np.ndarray], model: str, ids
 ) -> np.ndarray:
-    """Rows of `predictions["MODEL/SET"]` for pool ids `ids`, whichever role each id is in.
+    """Rows of `predictions["MODEL/SET"]` for pool ids `ids`, whichever role each id is in;
+    `model="gold"` (GOLD_ENSEMBLE) is the mean of the gold seeds' softmax, the gold ensemble.
 
     No model is run: every id must be in forget, retain, holdout or test (ValueError naming the
     first ones that are not), and `model` must have stored outputs (ValueError listing those)."""
     models = sorted({k.split("/")[0] for k in predictions if not k.startswith("predictor/")})
+    if model == GOLD_ENSEMBLE and model not in models and gold_names(models):
+        return np.mean([probs_at(predictions, split, g, ids) for g in gold_names(models)], 0)
     if model not in models:
         raise ValueError(f"unknown model {model!r}; models of this run: {models}")
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
