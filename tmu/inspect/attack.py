@@ -19,8 +19,8 @@ Three attacks, all read from the softmax outputs a run stores (no model is run):
 
 D_f is also split as in the TMU paper: easy = the forget samples gold classifies correctly, hard
 = those it gets wrong, gold being the gold ensemble (the class of the softmax averaged over the
-gold seeds, as on every single-sample view of the dashboard). Easy samples are expected to look like members
-(gold generalises to them), hard ones like non-members.
+gold seeds, as on every single-sample view of the dashboard). Easy samples are expected to look
+like members (gold generalises to them), hard ones like non-members.
 """
 
 from __future__ import annotations
