@@ -153,14 +153,18 @@ if ins is None:
         "This run was made before the inspection views existed: run it again (Run page) to "
         "compute them."
     )
-    tabs = st.tabs(["Prediction matrix"])
-    with tabs[0]:
-        matrix_tab()
+    matrix_tab()
     st.stop()
 
-for tab, draw in zip(
-    st.tabs(["Prediction matrix", "Embeddings", "Layers (CKA)", "Attack"]),
-    (matrix_tab, embedding_tab, cka_tab, attack_tab),
-):
-    with tab:
-        draw()
+# Lazy tabs: only the open one runs and is sent (four tabs of charts at once took the render of
+# an mnist5k run over a second).
+VIEWS = {
+    "Prediction matrix": matrix_tab,
+    "Embeddings": embedding_tab,
+    "Layers (CKA)": cka_tab,
+    "Attack": attack_tab,
+}
+for tab, draw in zip(st.tabs(list(VIEWS), key=Key.INSPECT_TAB, on_change="rerun"), VIEWS.values()):
+    if tab.open:
+        with tab:
+            draw()

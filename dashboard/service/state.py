@@ -54,6 +54,7 @@ class Key:
     ALIGN_METHOD = "align.method"
     ATTR_METHOD = "attr.method"
     INSPECT_METHOD = "insp.method"
+    INSPECT_TAB = "insp.tab"  # the open view (lazy tabs: only it runs)
     MATRIX_CLASS = "insp.matrix_class"
     MATRIX_CHART = "insp.matrix"  # the prediction matrix (its click event)
     MATRIX_CELL = "insp.cell"  # (gold's class, the method's class) of the clicked cell
