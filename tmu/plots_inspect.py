@@ -62,7 +62,7 @@ def prediction_matrix(
     return fig.update_layout(
         title=title,
         xaxis=dict(title=f"{cols}'s class", **axis),
-        yaxis=dict(title=f"{rows}'s class", autorange="reversed", **{**axis, "range": None}),
+        yaxis=dict(title=f"{rows}'s class", **{**axis, "range": [k - 0.3, -0.7]}),  # 0 on top
         height=420,
         showlegend=False,
         margin=dict(t=40, b=40, l=50, r=10),
