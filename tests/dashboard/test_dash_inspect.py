@@ -14,8 +14,10 @@ from dash_helpers import ROOT
 APP = str(ROOT / "dashboard" / "app.py")
 
 
-def inspect_page() -> AppTest:
+def inspect_page(run) -> AppTest:
+    """The Inspect page showing `run` (other tests may have finished newer runs in the store)."""
     at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run.path"] = str(run)
     at.run()
     at.switch_page("pages/inspect.py")
     at.run()
@@ -25,7 +27,7 @@ def inspect_page() -> AppTest:
 
 
 def test_every_view_is_drawn(tiny_run):
-    at = inspect_page()
+    at = inspect_page(tiny_run)
     assert [t.label for t in at.tabs] == [
         "Prediction matrix",
         "Embeddings",
@@ -58,7 +60,7 @@ def test_a_clicked_cell_shows_exactly_its_samples(tiny_run):
     lr = service.load(tiny_run)
     mine, _ = service.matrices(lr, "tmu")
     r, c = map(int, np.argwhere(mine.counts)[0])
-    at = inspect_page()
+    at = inspect_page(tiny_run)
     at.session_state["insp.cell"] = (r, c)  # what a click on that marker stores
     at.run()
     n = int(mine.counts[r, c])
@@ -86,7 +88,7 @@ def test_a_linked_selection_rings_the_points_in_every_panel(tiny_run):
 
     ins = service.inspection(tiny_run)
     picked = [int(i) for i in ins.embedding.ids[ins.embedding.sets == "forget"][:3]]
-    at = inspect_page()
+    at = inspect_page(tiny_run)
     at.session_state["insp.tab"] = "Embeddings"
     at.session_state["insp.selection"] = picked
     at.run()
