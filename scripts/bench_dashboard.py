@@ -32,7 +32,7 @@ MARKERS = {
     "Forget set": "[data-testid='stAlert']",
     "Run": "[data-testid='stButton']",
     "Alignment": ".js-plotly-plot",
-    "Inspect": ".js-plotly-plot",
+    "Inspect": ".js-plotly-plot:visible",
     "Attributions": ".js-plotly-plot",
     "Compare": ".js-plotly-plot",
 }
