@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from tmu.artifacts import atomic_write, default_root
@@ -98,14 +99,23 @@ def check_weights(state: State) -> str | None:
     path = weights_in_use(state)
     if path is None:
         return None
+    bad = _misfit(path, state[Key.DATASET], state[Key.MODEL])
+    return bad and bad.replace(repr(path), repr(state.get(Key.WEIGHTS_NAME, "the upload")))
+
+
+@lru_cache(maxsize=16)
+def _misfit(path: str, dataset: str, model_name: str) -> str | None:
+    """Why weights file `path` (named by its hash: its bytes never change) does not load into
+    `model_name` for `dataset`; cached, since the Data page asks on every rerun."""
     from tmu.models import WeightsError, build_model, load_weights
 
     try:
-        p = pool(state[Key.DATASET])
-        model = build_model(state[Key.MODEL], p.in_channels, p.num_classes)
-        load_weights(model, path, state[Key.MODEL], p.num_classes)
+        p = pool(dataset)
+        load_weights(
+            build_model(model_name, p.in_channels, p.num_classes), path, model_name, p.num_classes
+        )
     except (WeightsError, DatasetError) as err:
-        return str(err).replace(repr(path), repr(state.get(Key.WEIGHTS_NAME, "the upload")))
+        return str(err)
     return None
 
 
