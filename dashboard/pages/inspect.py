@@ -36,10 +36,16 @@ def matrix_tab() -> None:
         key=Key.MATRIX_CLASS,
     )
     mine, original = service.matrices(lr, method, cls)
+    # The click's event is in the chart's state when this rerun starts: ring it on this draw.
+    cell = service.cell_from_selection(state.get(Key.MATRIX_CHART), len(classes))
+    if cell is not None:
+        state[Key.MATRIX_CELL] = cell
     picked = state.get(Key.MATRIX_CELL)
+    if picked is not None and not mine.counts[tuple(picked)]:
+        picked = None  # another method or class: that cell is empty now
     left, right = st.columns(2)
     with left:
-        event = st.plotly_chart(
+        st.plotly_chart(
             pi.prediction_matrix(
                 mine.counts, classes, f"{method} vs gold", cols=method, picked=picked
             ),
@@ -53,9 +59,6 @@ def matrix_tab() -> None:
             key="matrix.original",
         )
     ui.caption("prediction_matrix")
-    cell = service.cell_from_selection(event, len(classes))
-    if cell is not None:
-        state[Key.MATRIX_CELL] = picked = cell
     if picked is not None:
         r, c = picked
         ids = mine.cell(r, c)
@@ -78,8 +81,12 @@ def embedding_tab() -> None:
         key=Key.INSPECT_EMBED_COLOR,
     )
     view = service.embedding_view(ins, method, color, classes)
+    # A box or lasso's event is in the chart's state when this rerun starts: ring it now.
+    picked = sorted(set(service.ids_from_selection(state.get(Key.INSPECT_EMBED_CHART))))
+    if picked:
+        state[Key.INSPECT_SELECTION] = picked
     selected = state.get(Key.INSPECT_SELECTION, [])
-    event = st.plotly_chart(
+    st.plotly_chart(
         pi.embedding_panels(
             view.panels, view.groups, view.names, view.ids, view.forget, selected, view.colors
         ),
@@ -88,10 +95,6 @@ def embedding_tab() -> None:
         selection_mode=("box", "lasso"),
     )
     ui.caption("embedding_panels")
-    picked = service.ids_from_selection(event)
-    if picked and picked != selected:
-        state[Key.INSPECT_SELECTION] = selected = picked
-        st.rerun()
     if selected:
         st.markdown(f"**{len(selected)} selected** (ringed in every panel)")
         thumbnails(selected, str)
