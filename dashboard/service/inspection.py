@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tmu.inspect.attack import SWEEP_ROWS
+from tmu.inspect.source import gold_names
+
 from .results import STATUS_COLORS, load
 
 GOLD = "gold"  # the gold ensemble's name in tmu.inspect.prediction_matrix
@@ -55,7 +58,7 @@ def embedding_view(ins, method: str, color: str, classes: list[str]) -> Embeddin
     """Original, `method` and the first gold seed on the run's one projection, coloured by
     `color` (a key of EMBED_COLORS)."""
     e = ins.embedding
-    gold = gold_names_of(e.models)[0]
+    gold = gold_names(e.models)[0]
     panels = [
         ("original", e.of("original")),
         (method, e.of(method)),
@@ -73,12 +76,6 @@ def embedding_view(ins, method: str, color: str, classes: list[str]) -> Embeddin
     return EmbeddingView(panels, groups, names, colors, e.ids, e.sets == "forget")
 
 
-def gold_names_of(models) -> list[str]:
-    from tmu.inspect.source import gold_names as names
-
-    return names(models)
-
-
 def cka_view(ins, method: str, which: str) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
     """(layers, {model: CKA to gold per layer} for original and `method`, gold-vs-gold floor)."""
     c = ins.cka
@@ -92,7 +89,7 @@ def attack_table(ins, method: str) -> pd.DataFrame:
     `method` and each gold seed."""
     summary = ins.attacks.summary()["models"]
     rows = []
-    golds = gold_names_of(ins.attacks.models)
+    golds = gold_names(ins.attacks.models)
     for model in ("original", method, *golds):
         for attack, label in (
             ("loss", "loss threshold"),
@@ -119,10 +116,8 @@ def attack_curves(ins, method: str) -> dict:
     """The method's loss sweep (D_f, D_r, T, D_f easy, D_f hard), gold's D_f sweep, tau, and the
     ROC curves of the loss attack and LiRA for the method and the first gold seed."""
     a = ins.attacks
-    gold = gold_names_of(a.models)[0]
+    gold = gold_names(a.models)[0]
     mine, ref = a.view(method), a.view(gold)
-    from tmu.inspect.attack import SWEEP_ROWS
-
     labels = {
         "forget": "D_f",
         "retain": "D_r",
@@ -163,7 +158,6 @@ __all__ = [
     "cell_from_selection",
     "cka_view",
     "embedding_view",
-    "gold_names_of",
     "inspection",
     "matrices",
 ]
