@@ -8,6 +8,7 @@ import torch
 
 from tmu.config import RunConfig, TrainConfig, from_dict
 from tmu.models import (
+    RECIPES,
     MODELS,
     DeviceError,
     ResNet9,
@@ -170,3 +171,31 @@ def test_apply_recipe_fills_only_the_keys_the_user_left_unset():
 )
 def test_apply_recipe_leaves_cnn_unknown_models_and_bad_train_values_alone(values):
     assert apply_recipe(values) == values
+
+
+def test_the_memorising_recipe_drops_regularisation_and_quadruples_the_epochs():
+    out = apply_recipe({"recipe": "memorise"})  # cnn: TrainConfig's defaults
+    assert out["train"] == {"weight_decay": 0.0, "label_smoothing": 0.0, "epochs": 80}
+    nine = apply_recipe({"model": "resnet9", "recipe": "memorise", "train": {"epochs": 3}})
+    assert nine["train"] == {
+        **MODELS["resnet9"].recipe,
+        "weight_decay": 0.0,
+        "label_smoothing": 0.0,
+        "epochs": 3,  # the user's value wins over the recipe's 64
+    }
+    cfg = from_dict(RunConfig, apply_recipe({"recipe": "memorise", "train": {"lr": 0.1}}))
+    assert (cfg.recipe, cfg.train.epochs, cfg.train.weight_decay, cfg.train.lr) == (
+        "memorise",
+        80,
+        0.0,
+        0.1,
+    )
+    assert set(RECIPES) == {"standard", "memorise"}
+
+
+def test_an_unknown_recipe_is_left_for_validation_to_name():
+    from tmu.pipeline import validate
+
+    assert apply_recipe({"recipe": "forever"}) == {"recipe": "forever"}
+    with pytest.raises(ValueError, match=r"unknown recipe\(s\) \['forever'\]"):
+        validate(from_dict(RunConfig, {"recipe": "forever"}))

@@ -30,7 +30,7 @@ from tmu.pipeline import (
 from tmu.report import build_report, evaluate_result, model_probs
 from tmu.runs import load_run, write_run
 from tmu.training import predict
-from tmu.tuning import grid_points
+from tmu.tuning import choose_trial, grid_points, tie_tolerance
 from tmu.unlearn import METHODS
 
 TINY = {
@@ -218,15 +218,16 @@ def test_twin_holds_the_twin_problem(result):
     assert np.array_equal(twin.labels, (right == data.labels[twin.forget]).astype(np.int64))
     assert twin.predictor.easy_rate == pytest.approx(twin.labels.mean())
     assert twin.train_embedding.shape == (len(s.train), 128)
-    assert set(twin.tuning) == {"tmu"} and twin.seconds > 0
-    tuning = twin.tuning["tmu"]
+    assert set(twin.tuning) == {("tmu", "gain")} and twin.seconds > 0
+    tuning = twin.tuning["tmu", "gain"]
     assert tuning.params in METHODS["tmu"].grid and len(tuning.trials) == len(METHODS["tmu"].grid)
 
 
 def test_unlearned_entries_carry_params_tuning_and_decisions(result):
     tmu, ft = result.unlearned["tmu"], result.unlearned["finetune"]
     assert isinstance(tmu, Unlearned) and isinstance(tmu.decisions, Decisions)
-    assert tmu.entry.name == "tmu" and tmu.entry.tuned and tmu.tuning is result.twin.tuning["tmu"]
+    assert tmu.entry.name == "tmu" and tmu.entry.tuned
+    assert tmu.tuning is result.twin.tuning["tmu", "gain"]
     assert tmu.params == {**METHODS["tmu"].defaults, **tmu.tuning.params}
     n_f = len(result.data.splits.forget)
     d = tmu.decisions
@@ -260,13 +261,28 @@ def test_evaluate_result_is_build_report_of_the_stage_values(result):
         "flip_match": result.twin.predictor.flip_match,
         "feature_ks": report["twin"]["feature_ks"],
         "true_hard": int((result.twin.labels == 0).sum()),
+        "fit": report["twin"]["fit"],
     }
+    fit, original = report["twin"]["fit"], report["models"]["original"]
+    assert fit["mode"] == result.twin.fit.mode in ("finetune", "retrain")
+    assert fit["twin_forget"] == result.twin.fit.twin and fit["original_forget"] == pytest.approx(
+        original["acc"]["forget"]
+    )
+    # The target is the original's fit on all of D (a sub-class request mirrors D).
+    d = result.data.splits.train
+    right = predict(result.trained.original.model, result.data.x, d, device=result.data.device)
+    assert fit["target"] == pytest.approx((right.argmax(1) == result.data.labels[d]).mean())
+    assert fit["original_train"] == pytest.approx(fit["target"])
     ks = report["twin"]["feature_ks"]
     assert list(ks) == list(result.cfg.features.features) and all(0 <= v <= 1 for v in ks.values())
     assert report["models"]["tmu"]["prep_seconds"] == pytest.approx(
-        result.twin.seconds + result.twin.tuning["tmu"].seconds
+        result.twin.seconds + result.twin.tuning["tmu", "gain"].seconds
     )
-    assert report["models"]["tmu"]["twin_tuning"]["chosen"] == result.twin.tuning["tmu"].params
+    tuning = result.twin.tuning["tmu", "gain"]
+    assert report["models"]["tmu"]["twin_tuning"]["chosen"] == tuning.params
+    assert report["models"]["tmu"]["params_source"]["oversample"] == "twin"
+    assert report["models"]["tmu"]["params_source"]["lr"] == "default"
+    assert report["models"]["finetune"]["params_source"] == {"epochs": "user", "lr": "default"}
     assert "prep_seconds" not in report["models"]["finetune"]
     assert report["predictor"]["predicted_hard"] == int(
         (~result.unlearned["tmu"].decisions.easy).sum()
@@ -306,9 +322,11 @@ def test_tuned_variant_reports_the_best_twin_trial(tmp_path):
     assert report["methods"] == ["finetune", "finetune+twin"]
     assert tuned["twin_tuned"] is True and default["twin_tuned"] is False
     trials = tuned["twin_tuning"]["trials"]
-    assert len(trials) == len(grid_points(METHODS["finetune"].grid))
+    # The user's method_params.finetune.epochs=1 wins: the grid varies only lr.
+    assert [t["params"] for t in trials] == [{"epochs": 1, "lr": 0.01}, {"epochs": 1, "lr": 0.04}]
     best = min(trials, key=lambda t: t["score"])
     assert tuned["params"] == tuned["twin_tuning"]["chosen"] == best["params"]
+    assert tuned["params_source"] == {"epochs": "user", "lr": "twin"}
     assert default["params"] == {**METHODS["finetune"].defaults, "epochs": 1}
 
 
@@ -323,7 +341,7 @@ def test_tmu_never_depends_on_the_gold_models(tmp_path):
     np.testing.assert_array_equal(decisions[0].proba, decisions[1].proba)
     np.testing.assert_array_equal(runs[0].twin.forget, runs[1].twin.forget)
     np.testing.assert_array_equal(runs[0].twin.features, runs[1].twin.features)
-    assert runs[0].twin.tuning["tmu"].params == runs[1].twin.tuning["tmu"].params
+    assert runs[0].twin.tuning["tmu", "gain"].params == runs[1].twin.tuning["tmu", "gain"].params
     a, b = (r.unlearned["tmu"].model.state_dict() for r in runs)
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
 
@@ -410,12 +428,12 @@ def test_a_stopped_entry_stops_at_the_twins_estimate(tmp_path):
 def test_the_twin_rule_lets_tmus_twin_tuning_choose_rate_or_gain(tmp_path):
     cfg = tiny_config(methods=["tmu"], gold_seeds=1, predictor={"epochs": 20, "rule": "twin"})
     result = execute(cfg, store=Store(tmp_path))
-    tuning, fitted = result.twin.tuning["tmu"], result.twin.predictor
+    tuning, fitted = result.twin.tuning["tmu", "twin"], result.twin.predictor
     grid = len(grid_points(METHODS["tmu"].grid))
     assert [t["rule"] for t in tuning.trials] == ["rate"] * grid + ["gain"] * grid
-    best = min(tuning.trials, key=lambda t: t["score"])
+    best = choose_trial(tuning.trials, METHODS["tmu"].inert, tie_tolerance(len(result.twin.forget)))
     assert tuning.rule == best["rule"] == fitted.rule and tuning.params == best["params"]
-    assert not fitted.candidates  # the choice is made
+    assert result.decisions.rule == fitted.rule  # the choice is made
     easy = result.decisions.easy
     if fitted.rule == "gain":
         assert np.array_equal(easy, result.decisions.proba >= fitted.threshold)

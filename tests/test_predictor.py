@@ -166,9 +166,32 @@ def test_gain_threshold_maps_back_through_the_calibration():
 
 def test_gain_threshold_flips_nothing_without_signal():
     p, g = calibrated()
-    assert gain_threshold(1 - p, g, 1.0) == 0.0  # anti-correlated: never flip
+    assert gain_threshold(1 - p, g, 1.0) == 0.0  # anti-correlated, half hard: never flip
     assert gain_threshold(p, np.ones_like(g), 1.0) == 0.0  # no hard twin sample
     assert gain_threshold(p, g, 0.0) == 0.0  # a flip never lands on gold's label
+
+
+def test_gain_threshold_flips_everything_when_every_twin_sample_is_hard():
+    # A memorised mislabeled twin: the twin gold gets every H_f sample wrong. Every flip that
+    # lands on gold's class gains, so every sample is hard, not (as a "no signal" 0) easy.
+    p, _ = calibrated()
+    hard = np.zeros(len(p), dtype=np.int64)
+    t = gain_threshold(p, hard, 0.8)
+    assert t > 1.0 and not decide_easy(np.array([0.0, 0.5, 1.0]), "gain", 0.0, t).any()
+    assert gain_threshold(p, hard, 0.0) == 0.0  # unless no flip can land on gold's class
+
+
+def test_a_predictor_that_does_not_rank_falls_back_to_the_twins_base_rate():
+    # Two easy samples among 500 (a memorised mislabeled twin): no ranking to speak of, but a
+    # flip almost surely gains, so every sample is flipped rather than none.
+    rng = np.random.default_rng(0)
+    g = np.zeros(500, dtype=np.int64)
+    g[:2] = 1
+    p = rng.uniform(0.4, 0.6, 500)
+    p[:2] = 0.1  # the easy ones look hardest: a slope <= 0
+    assert gain_threshold(p, g, 0.8) > 1.0
+    p[:2] = 0.9  # now the two hard ones look easiest: again a slope <= 0
+    assert gain_threshold(p, 1 - g, 0.8) == 0.0  # mostly easy: flip none
 
 
 # ----------------------------------------------------------------------------- out-of-fold

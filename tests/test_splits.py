@@ -8,7 +8,7 @@ import pytest
 
 from tmu import forget as forget_module
 from tmu.forget import ClassForget, parse_forget
-from tmu.splits import ForgetSpecError, Splits, make_splits, split_pool
+from tmu.splits import ForgetSpecError, Splits, make_splits, noisy_labels, request, split_pool
 
 N = 100
 # 100 samples, 4 classes: class c holds ids with id % 4 == c (25 each).
@@ -111,3 +111,40 @@ def test_forget_spec_error_is_still_importable_from_splits():
     assert ForgetSpecError is forget_module.ForgetSpecError and issubclass(
         ForgetSpecError, ValueError
     )
+
+
+# ----------------------------------------------------------------------------- label noise
+
+
+def test_label_noise_relabels_the_same_fraction_of_d_and_h_and_never_t(roles):
+    train, hold, test = roles
+    noisy = noisy_labels(LABELS, train, hold, 0.2, seed=3, k=4)
+    changed = np.flatnonzero(noisy != LABELS)
+    # Exactly round(0.2 * n) of D (50) and of H (20), each to another class; T untouched.
+    assert len(np.intersect1d(changed, train)) == 10 and len(np.intersect1d(changed, hold)) == 4
+    assert not np.intersect1d(changed, test).size and len(changed) == 14
+    assert ((noisy >= 0) & (noisy < 4)).all()
+    assert np.array_equal(noisy_labels(LABELS, train, hold, 0.2, seed=3, k=4), noisy)  # seeded
+    assert not np.array_equal(noisy_labels(LABELS, train, hold, 0.2, seed=4, k=4), noisy)
+    assert noisy_labels(LABELS, train, hold, 0.0, seed=3, k=4) is LABELS  # no copy at rate 0
+
+
+def test_a_request_under_label_noise_resolves_the_forget_set_against_the_given_labels():
+    kw = dict(holdout=0.2, test=0.3, seed=1, classes=CLASSES, label_noise=0.3)
+    s, labels = request(LABELS, "class:owl", **kw)
+    assert (labels[s.forget] == 2).all()  # the samples *labelled* owl, noisy ones included
+    assert s.forget.tolist() == s.train[labels[s.train] == 2].tolist()
+    assert (LABELS[s.forget] != 2).any()  # some of them are not owls
+    # make_splits gives the same roles; without noise the labels are the pool's own.
+    assert np.array_equal(make_splits(LABELS, "class:owl", **kw).forget, s.forget)
+    clean, same = request(LABELS, "class:owl", **{**kw, "label_noise": 0.0})
+    assert np.array_equal(same, LABELS) and (LABELS[clean.forget] == 2).all()
+
+
+def test_a_mislabeled_request_relabels_on_top_of_label_noise():
+    kw = dict(holdout=0.2, test=0.3, seed=2, classes=CLASSES)
+    s, labels = request(LABELS, "mislabeled:0.2", **kw, label_noise=0.2)
+    noisy = noisy_labels(LABELS, s.train, s.holdout, 0.2, seed=2, k=4)
+    assert (labels[s.forget] != noisy[s.forget]).all()  # D_f relabelled once more
+    rest = np.setdiff1d(np.arange(N), s.forget)
+    assert np.array_equal(labels[rest], noisy[rest])

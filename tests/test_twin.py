@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from tmu.config import PredictorConfig, TwinConfig
+from tmu.training import train_from_scratch
 from tmu.twin import (
+    RETRAIN_SEED,
     accuracy_on,
     fit_predictor,
     flip_match_rate,
@@ -16,6 +18,8 @@ from tmu.twin import (
     train_curriculum,
     train_twin_model,
 )
+
+from conftest import TINY_TRAIN
 
 CPU = torch.device("cpu")
 
@@ -39,35 +43,68 @@ def twin_cfg(**kw) -> TwinConfig:
 def _epochs_run(tiny, target, cfg):
     h_f = tiny.holdout[:50]
     calls = []
-    model = train_twin_model(
+    model, fit = train_twin_model(
         tiny.model,
+        tiny.build,
         tiny.x,
         tiny.labels,
         tiny.train,
         h_f,
         target,
         cfg,
+        TINY_TRAIN,
         device=CPU,
         seed=0,
         progress=calls.append,
     )
-    return model, h_f, calls
+    return model, h_f, calls, fit
 
 
 def test_twin_model_stops_once_it_reaches_its_target(tiny):
-    model, h_f, calls = _epochs_run(tiny, target=0.0, cfg=twin_cfg(max_epochs=5))
-    assert calls == pytest.approx([1 / 5])  # one epoch was enough
+    model, h_f, calls, fit = _epochs_run(tiny, target=0.0, cfg=twin_cfg(max_epochs=5))
+    assert calls == pytest.approx([0.3 / 5])  # one epoch was enough (auto: 30 % of the stage)
     assert model is not tiny.model
+    assert (fit.mode, fit.epochs, fit.target) == ("finetune", 1, 0.0)
+    assert fit.twin == accuracy_on(model, tiny.x, tiny.labels, h_f, CPU)
 
 
-def test_twin_model_runs_to_max_epochs_when_the_target_is_out_of_reach(tiny):
-    model, h_f, calls = _epochs_run(tiny, target=1.5, cfg=twin_cfg(max_epochs=3))
+def test_a_finetuned_twin_runs_to_max_epochs_when_the_target_is_out_of_reach(tiny):
+    cfg = twin_cfg(max_epochs=3, mirror="finetune")
+    model, h_f, calls, fit = _epochs_run(tiny, target=1.5, cfg=cfg)
     assert calls == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert (fit.mode, fit.epochs) == ("finetune", 3)
+
+
+def test_auto_retrains_the_twin_from_scratch_when_finetuning_falls_short(tiny):
+    model, h_f, calls, fit = _epochs_run(tiny, target=1.5, cfg=twin_cfg(max_epochs=2))
+    assert (fit.mode, fit.epochs) == ("retrain", TINY_TRAIN.epochs)
+    assert calls[:2] == pytest.approx([0.15, 0.3]) and calls[-1] == pytest.approx(1.0)
+    # A fresh network trained with the recipe on D ∪ H_f, under a seed of its own: exactly what
+    # train_from_scratch gives, and not a copy of M_o.
+    ids = np.union1d(tiny.train, h_f)
+    want = train_from_scratch(
+        lambda: tiny.build(RETRAIN_SEED),
+        tiny.x,
+        tiny.labels,
+        ids,
+        TINY_TRAIN,
+        device=CPU,
+        seed=RETRAIN_SEED,
+    )
+    got, ref = model.state_dict(), want.state_dict()
+    assert all(torch.equal(got[k], ref[k]) for k in ref)
+    assert fit.twin == accuracy_on(model, tiny.x, tiny.labels, h_f, CPU) > 0.5
+
+
+def test_retrain_mode_never_finetunes(tiny):
+    model, h_f, calls, fit = _epochs_run(tiny, target=0.0, cfg=twin_cfg(mirror="retrain"))
+    assert fit.mode == "retrain" and calls[-1] == pytest.approx(1.0)
 
 
 def test_twin_model_fits_the_twin_forget_set_better_than_the_original(tiny):
     before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
-    model, h_f, calls = _epochs_run(tiny, target=1.0, cfg=twin_cfg(max_epochs=4, lr=0.02))
+    cfg = twin_cfg(max_epochs=4, lr=0.02, mirror="finetune")
+    model, h_f, calls, fit = _epochs_run(tiny, target=1.0, cfg=cfg)
     acc = accuracy_on(model, tiny.x, tiny.labels, h_f, CPU)
     assert acc >= 1.0 or len(calls) == 4  # reached its target or ran out of epochs
     assert acc > accuracy_on(tiny.model, tiny.x, tiny.labels, h_f, CPU)

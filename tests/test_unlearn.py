@@ -3,6 +3,8 @@ behaviour."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -171,6 +173,31 @@ def test_tmu_flips_predicted_hard_samples_more_than_predicted_easy(tiny):
     assert wrong[~easy].mean() >= 0.8  # predicted-hard samples flipped
     assert wrong[easy].mean() <= 0.3  # predicted-easy samples mostly stay right
     assert wrong[~easy].mean() > wrong[easy].mean() + 0.4
+
+
+def test_tmu_flips_report_what_it_trains_towards_another_label(tiny, forget):
+    easy = np.arange(len(forget)) % 3 != 0
+    problem = make_problem(tiny, forget, easy)
+    env = Env(CPU, 0, tiny.build)
+    mask, targets = get_method("tmu", oversample=4).flips(tiny.model, problem, env)
+    assert np.array_equal(mask, ~easy)  # the predicted-hard samples
+    probs = predict(tiny.model, tiny.x, forget, device=CPU)
+    assert np.array_equal(targets, runner_up_labels(probs, tiny.labels[forget]))
+    # oversample 0 trains no predicted-hard sample: nothing is flipped.
+    assert not get_method("tmu", oversample=0).flips(tiny.model, problem, env)[0].any()
+    # A control's flip labels replace the method's own, in the flips and in the training.
+    given = (tiny.labels[forget] + 5) % 10
+    controlled = dataclasses.replace(problem, flip_labels=given)
+    tmu = get_method("tmu", epochs=8, oversample=10, lr=0.05, retain_ratio=2.0)
+    assert np.array_equal(tmu.flips(tiny.model, controlled, env)[1], given)
+    on_given = [
+        predict(tmu.unlearn(tiny.model, p, env), tiny.x, forget, device=CPU).argmax(1) == given
+        for p in (controlled, problem)
+    ]
+    hard_landed, easy_landed = on_given[0][~easy].mean(), on_given[0][easy].mean()
+    assert hard_landed >= 0.6 and hard_landed - easy_landed >= 0.4
+    assert on_given[1][~easy].mean() <= 0.2  # its own runner-up labels are other classes
+    assert get_method("finetune").flips(tiny.model, problem, env) is None
 
 
 def test_runner_up_labels_hand_case():

@@ -39,7 +39,7 @@ def default_root() -> Path:
     return Path(os.environ.get("TMU_HOME", "runs"))
 
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 """Part of every key: bump it (or tmu.__version__) with a change that alters what a stored model
 or result would be, so that stores written by older code are not served as current."""
 

@@ -17,6 +17,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,15 +38,31 @@ from .unlearn import Env, get_method
 logger = logging.getLogger(__name__)
 
 DELTA = "\\|Δ_f\\|"
-COLUMNS = (DELTA, "agreement", "per-class Δ", "test acc", "MIA gap", "time / retrain")
+CLOSED = "gap closed"
+COLUMNS = (
+    "acc_f",
+    DELTA,
+    CLOSED,
+    "agreement",
+    "per-class Δ",
+    "test acc",
+    "MIA gap",
+    "time / retrain",
+)
 
 
 def method_row(report: dict, name: str) -> dict[str, float]:
-    """The benchmark figures of one model in one run's report (MIA gap: |member rate - golds'|)."""
+    """The benchmark figures of one model in one run's report. MIA gap: |member rate on D_f -
+    the golds' mean|; gap closed: 1 - |Δ_f| / the original's |Δ_f| (1: at gold, 0: where the
+    original is, below 0: further away; NaN when the original is at gold already)."""
     e, golds = report["models"][name], report["models"]["gold"]
     gold_mia = np.mean([g["mia"]["forget_member_rate"] for g in golds])
+    delta, start = e["vs_gold"]["delta_forget"], report["models"]["original"]["vs_gold"]
+    start = start["delta_forget"]
     return {
-        DELTA: e["vs_gold"]["delta_forget"],
+        "acc_f": e["acc"]["forget"],
+        DELTA: delta,
+        CLOSED: 1.0 - delta / start if start > 0 else float("nan"),
         "agreement": e["vs_gold"]["agreement_forget"],
         "per-class Δ": e["vs_gold"]["per_class_delta_forget"],
         "test acc": e["acc"]["test"],
@@ -58,7 +75,9 @@ def floor_row(report: dict) -> dict[str, float]:
     f, golds = report["noise_floor"] or {}, report["models"]["gold"]
     mia = [g["mia"]["forget_member_rate"] for g in golds]
     return {
+        "acc_f": float(np.mean([g["acc"]["forget"] for g in golds])),
         DELTA: f.get("delta_forget", float("nan")),
+        CLOSED: float("nan"),
         "agreement": f.get("agreement_forget", float("nan")),
         "per-class Δ": f.get("per_class_delta_forget", float("nan")),
         "test acc": float(np.mean([g["acc"]["test"] for g in golds])),
@@ -70,49 +89,79 @@ def floor_row(report: dict) -> dict[str, float]:
 
 
 ORIGINAL, FLOOR = "original (no unlearning)", "gold vs gold (noise floor)"
-RANDOM_FLIPS = "control: TMU, random flips"
-ORACLE = "control: TMU, oracle flips (reads gold)"
-CONTROLS = (RANDOM_FLIPS, ORACLE)
+RANDOM_FLIPS = "control: random flips (rate rule's count)"
+ORACLE = "control: oracle flips (gold's wrong set)"
+LABEL_ORACLE = "control: label oracle (gold's wrong set, to gold's class)"
+CONTROLS = (RANDOM_FLIPS, ORACLE, LABEL_ORACLE)
+CONTROL_PARAMS = {"oversample": 10}
+"""The controls' fixed unlearning strength (TMU's defaults otherwise): the strongest point of
+TMU's grid, whatever TMU's own twin-tuning chose, so that a control that flips nothing is a
+finding about its mask, never about a tuned-away step."""
 
 
-def control_models(result: Result, golds: list[np.ndarray]) -> dict[str, object]:
-    """TMU (with the hyper-parameters it chose) re-run with two other easy / hard masks: a random
-    mask with as many hard samples as the predictor's (is the predictor better than chance?) and
-    the gold ensemble's own right / wrong (the ceiling a perfect predictor would reach). Benchmark
-    controls only: the oracle reads the gold models, which no method may. `golds`: each gold
-    seed's softmax on D_f, as evaluated."""
-    tmu, data = result.unlearned.get("tmu"), result.data
-    if tmu is None or tmu.decisions is None:
+def control_problems(result: Result, golds: list[np.ndarray]) -> dict[str, object]:
+    """The controls' unlearning problems: TMU's step from the original with three other easy /
+    hard masks. `random`: as many random forget samples hard as the rate rule flips (the twin's
+    estimate of gold's errors; is the predictor better than chance?); `oracle`: the gold
+    ensemble's wrong set, flipped to the runner-up class as TMU flips (a perfect predictor);
+    `label oracle`: the same set flipped to the gold ensemble's own class (the ceiling of any
+    flip policy). Benchmark controls only: the oracles read the gold models, which no method
+    may. `golds`: each gold seed's softmax on D_f, as evaluated."""
+    data, twin = result.data, result.twin
+    if twin is None:
         return {}
-    forget, easy = data.splits.forget, tmu.decisions.easy
+    forget = data.splits.forget
+    gold = np.mean(golds, axis=0).argmax(1)
+    wrong = gold != data.labels[forget]
+    n_hard = int(round((1.0 - twin.predictor.easy_rate) * len(forget)))
     rng = np.random.default_rng([result.cfg.seed, 0xC0])
-    shuffled = np.zeros(len(easy), dtype=bool)
-    shuffled[rng.choice(len(easy), size=int(easy.sum()), replace=False)] = True
-    gold = np.mean(golds, axis=0)
-    masks = {RANDOM_FLIPS: shuffled, ORACLE: gold.argmax(1) == data.labels[forget]}
-    env = Env(data.device, result.cfg.seed, data.build)
+    shuffled = np.ones(len(forget), dtype=bool)
+    shuffled[rng.choice(len(forget), size=n_hard, replace=False)] = False
+    return {
+        RANDOM_FLIPS: data.problem(shuffled),
+        ORACLE: data.problem(~wrong),
+        LABEL_ORACLE: replace(data.problem(~wrong), flip_labels=gold),
+    }
+
+
+def control_method(cfg: RunConfig):
+    """TMU's step at the controls' fixed strength `CONTROL_PARAMS` (a user's explicit
+    `method_params.tmu` still wins)."""
+    return get_method("tmu", **{**CONTROL_PARAMS, **cfg.method_params.get("tmu", {})})
+
+
+def control_models(result: Result, golds: list[np.ndarray]) -> dict[str, tuple]:
+    """Each control's (unlearned model, its flips: `Method.flips`) by `control_method`."""
+    data, cfg = result.data, result.cfg
+    method = control_method(cfg)
+    env = Env(data.device, cfg.seed, data.build)
     original = result.trained.original.model
     return {
-        name: get_method("tmu", **tmu.params).unlearn(original, data.problem(mask), env)
-        for name, mask in masks.items()
+        name: (method.unlearn(original, problem, env), method.flips(original, problem, env))
+        for name, problem in control_problems(result, golds).items()
     }
 
 
 def add_controls(report: dict, result: Result, probs: Probs) -> dict:
-    """`report` with the control models' entries under report["controls"]; `probs` are the
-    run's evaluated softmax outputs (the gold models' are reused)."""
+    """`report` with the control models' entries under report["controls"] (each with how many
+    of its flips took effect); `probs` are the run's evaluated softmax outputs (the gold models'
+    are reused)."""
     golds = [probs[f"gold_{k}"]["forget"] for k in range(len(result.trained.golds))]
-    models = control_models(result, golds)
-    if not models:
+    controls = control_models(result, golds)
+    if not controls:
         return report
     s, data = result.data.splits, result.data
     y = {k: data.labels[getattr(s, k)] for k in ev.SETS}
+    outputs = model_probs(data, {name: model for name, (model, _) in controls.items()})
+    gold = np.mean(golds, axis=0)
     report["controls"] = {
         name: {
             **ev.model_summary(p, y, data.pool.num_classes),
             "vs_gold": ev.vs_golds(p["forget"], golds, y["forget"], data.pool.num_classes),
+            "flips": ev.flip_effect(p["forget"], y["forget"], *controls[name][1], gold),
+            "params": control_method(result.cfg).params,
         }
-        for name, p in model_probs(data, models).items()
+        for name, p in outputs.items()
     }
     return report
 
@@ -138,27 +187,58 @@ def paired_ci(diffs: np.ndarray, seed: int = 0, n_boot: int = 10_000) -> tuple[f
     return float(diffs.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def paired_table(reports: list[dict], metric: str, better: str) -> list[str]:
-    """TMU minus every other row on `metric`, per seed, as mean [95 % CI] and TMU's wins.
-    `better` is "higher" or "lower"."""
+def sign_test(diffs: np.ndarray) -> float:
+    """Two-sided sign test of paired differences (zeros dropped): the binomial p-value of as many
+    positive signs under a fair coin (1.0 when every difference is zero)."""
+    from scipy.stats import binomtest
+
+    d = np.asarray(diffs, dtype=float)
+    d = d[d != 0]
+    return float(binomtest(int((d > 0).sum()), len(d), 0.5).pvalue) if len(d) else 1.0
+
+
+def paired_table(reports: list[dict], metric: str, better: str, of: str = "tmu") -> list[str]:
+    """`of` minus every other row on `metric`, per seed, as mean [95 % CI], its wins and the
+    sign test's p-value. `better` is "higher" or "lower"."""
     rows = collect(reports)
-    if "tmu" not in rows:
+    if of not in rows:
         return []
-    tmu = np.array([r[metric] for r in rows["tmu"]])
+    mine = np.array([r[metric] for r in rows[of]])
     lines = [
-        f"TMU minus each other model, {metric} ({better} is better), paired by seed:",
+        f"`{of}` minus each other model, {metric} ({better} is better), paired by seed:",
         "",
-        "| vs | mean difference | 95 % bootstrap CI | TMU better / seeds |",
-        "|---|---|---|---|",
+        f"| vs | mean difference | 95 % bootstrap CI | `{of}` better / ties / seeds | "
+        "sign test p |",
+        "|---|---|---|---|---|",
     ]
     for name, rs in rows.items():
-        if name in ("tmu", FLOOR):
+        if name in (of, FLOOR):
             continue
-        diff = tmu - np.array([r[metric] for r in rs])
+        diff = mine - np.array([r[metric] for r in rs])
         mean, lo, hi = paired_ci(diff)
         wins = int((diff > 0).sum() if better == "higher" else (diff < 0).sum())
-        lines.append(f"| {name} | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {wins} / {len(diff)} |")
+        ties = int((diff == 0).sum())
+        lines.append(
+            f"| {name} | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {wins} / {ties} / {len(diff)} "
+            f"| {sign_test(diff):.3g} |"
+        )
     return lines + [""]
+
+
+def flips_line(reports: list[dict]) -> list[str]:
+    """Mean flips per model that flips (TMU's entries and the controls) and how many took
+    effect: moved off the given label, landed on the flip label, flip label = gold's class."""
+    parts = []
+    for name in [*reports[0]["methods"], *reports[0].get("controls", {})]:
+        entries = [{**r["models"], **r.get("controls", {})}[name] for r in reports]
+        if "flips" not in entries[0]:
+            continue
+        mean = {k: np.mean([e["flips"][k] for e in entries]) for k in entries[0]["flips"]}
+        parts.append(
+            f"{name}: {mean['flips']:.1f} flips, {mean['moved']:.1f} moved, "
+            f"{mean['landed']:.1f} landed, {mean.get('on_gold', float('nan')):.1f} on gold's class"
+        )
+    return [f"Flips per request (mean over seeds) — {'; '.join(parts)}.", ""] if parts else []
 
 
 def _nan(value: float | None) -> float:
@@ -201,8 +281,9 @@ def setting_table(title: str, reports: list[dict], figure: str | None) -> list[s
     if figure:
         lines += ["", f"![{title}]({figure})"]
     lines.append("")
-    lines += paired_table(reports, "agreement", "higher")
-    lines += paired_table(reports, DELTA, "lower")
+    lines += flips_line(reports)
+    for metric, better in (("agreement", "higher"), (DELTA, "lower"), ("MIA gap", "lower")):
+        lines += paired_table(reports, metric, better)
     return lines
 
 

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from .artifacts import Store
 from .config import ConfigError, RunConfig, from_dict
 from .forget import FORGET_KINDS
-from .models import MODELS, apply_recipe
+from .models import MODELS, RECIPES, apply_recipe
+from .scenarios import DEFAULT_SCENARIO, SCENARIOS, merge, scenario_values
 from .threads import share_cores
 from .unlearn import METHODS
 
@@ -58,22 +59,26 @@ def method_list(text: str | None, methods: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m.strip() for m in (text or "").split(",") if m.strip())
 
 
+RUN_OPTIONS = ("dataset", "forget", "methods", "gold_seeds", "model", "recipe", "device")
+"""`run` options that default to the scenario's value, else RunConfig's (None: not given)."""
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    values = parse_overrides(args.set or [])
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    """The run's config: the scenario's values (if any), the options given explicitly and the
+    `--set` values on top (what the user gives always wins), the model's recipe filling the
+    rest of `train`."""
+    given = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
+    if "methods" in given:
+        given["methods"] = [m.strip() for m in given["methods"].split(",") if m.strip()]
+    values = merge(
+        {**given, "seed": args.seed, "data_root": args.data_root}, parse_overrides(args.set or [])
+    )
+    if args.scenario:
+        values = scenario_values(args.scenario, values)
+    methods = tuple(values.get("methods", RunConfig.methods))
     for key in ("twin_tune", "stop_at_target"):
         if getattr(args, key):
             values[key] = method_list(getattr(args, key), methods)
-    values.update(
-        dataset=args.dataset,
-        forget=args.forget,
-        seed=args.seed,
-        methods=methods,
-        gold_seeds=args.gold_seeds,
-        model=args.model,
-        device=args.device,
-        data_root=args.data_root,
-    )
     if args.original_weights:
         values["original_weights"] = str(Path(args.original_weights).resolve())
     return from_dict(RunConfig, apply_recipe(values))
@@ -311,6 +316,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """One line per scenario (what the gold model does there); the default one says so."""
+    for name, sc in SCENARIOS.items():
+        mark = " (default)" if name == DEFAULT_SCENARIO else ""
+        print(
+            f"{name}{mark}: {sc.dataset}, {sc.forget}, {sc.values.get('recipe', 'standard')} "
+            f"recipe. {sc.summary}"
+        )
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from .importer import ImportLimits, import_dataset
 
@@ -407,22 +423,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the whole pipeline on one forget request")
     r.add_argument(
+        "--scenario",
+        help=f"start from a named scenario ({', '.join(SCENARIOS)}; `python -m tmu scenarios`): "
+        "its dataset, recipe, label noise, forget set and methods; every option and --set "
+        "given here wins over it",
+    )
+    r.add_argument(
         "--dataset",
-        default="mnist5k",
         help="mnist5k (default), digits, mnist, fashion-mnist, "
         "cifar10, cifar100, cifar100-coarse (20 super-classes) or imagefolder:PATH",
     )
     r.add_argument(
         "--forget",
-        default="random:0.1",
-        help=" | ".join(k.grammar for k in FORGET_KINDS.values()),
+        help=" | ".join(k.grammar for k in FORGET_KINDS.values()) + " (default random:0.1)",
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument(
-        "--methods", default=",".join(RunConfig.methods), help=f"comma list of {sorted(METHODS)}"
+        "--methods",
+        help=f"comma list of {sorted(METHODS)} (default {','.join(RunConfig.methods)})",
     )
     r.add_argument(
-        "--gold-seeds", type=int, default=3, help="gold (retrained) models, for the noise floor"
+        "--gold-seeds", type=int, help="gold (retrained) models, for the noise floor (default 3)"
+    )
+    r.add_argument(
+        "--recipe",
+        help=f"{' | '.join(RECIPES)}: the model's training recipe as it is (standard, the "
+        "default), or its memorising variant (no weight decay, 4x the epochs: the original "
+        "fits every training label, wrong ones included)",
     )
     r.add_argument(
         "--twin-tune",
@@ -438,11 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--model",
-        default="cnn",
         help=f"{', '.join(MODELS)} (default cnn); a model's training recipe fills every "
         "train.* key you do not --set",
     )
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--device", help="auto (default) | cpu | cuda | cuda:N")
     r.add_argument(
         "--original-weights",
         metavar="FILE.pt",
@@ -513,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_cluster)
     m = sub.add_parser("methods", help="list the unlearning methods")
     m.set_defaults(func=cmd_methods)
+    sc = sub.add_parser("scenarios", help="list the scenarios (run --scenario NAME)")
+    sc.set_defaults(func=cmd_scenarios)
     b = sub.add_parser("benchmark", help="several seeds and settings, written as a markdown table")
     b.add_argument("--dataset", default="mnist5k", help="comma list of datasets")
     b.add_argument(

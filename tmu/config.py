@@ -41,10 +41,16 @@ class SplitConfig:
     """Fractions of the pool held out as H (holdout) and T (test); the rest is D.
 
     Datasets with an official test split use it as T and draw H from their training part.
+    label_noise: the fraction of D and of H whose label is replaced by a wrong one before any
+    model trains (real data's annotation errors; T keeps true labels, the run record keeps
+    both). A random forget request then holds noisy samples that the original memorised and a
+    retrained model gets "wrong".
+    A larger `holdout` leaves a smaller D: weak data, where a retrained model generalizes less.
     """
 
     holdout: Fraction = 0.2
     test: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.2
+    label_noise: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.0
 
 
 @config_class
@@ -91,12 +97,17 @@ class TwinConfig:
 
     min_size: H_f holds at least this many holdout samples (when H has them) so that the predictor
     sees enough hard examples; otherwise it matches |D_f|.
-    The twin model M_t is M_o fine-tuned on H_f plus `retain_per_forget` x |H_f| samples of D per
-    epoch until its accuracy on H_f reaches acc(M_o, D) - fit_margin, or max_epochs.
+    The twin model M_t must hold H_f the way M_o holds D (`mirror`): "finetune" is M_o
+    fine-tuned on H_f plus `retain_per_forget` x |H_f| samples of D per epoch until its accuracy
+    on H_f reaches the original's fit (on D; on D_f for a mislabeled request) - fit_margin, or
+    max_epochs; "retrain" trains a fresh network on D ∪ H_f with the original's recipe (the
+    exact mirror, one more training); "auto" fine-tunes and retrains when that falls short (a
+    memorising recipe, label noise).
     The curriculum model M_c is a fresh network trained `curriculum_epochs` on D ∪ H_f.
     """
 
     min_size: NonNegative = 500
+    mirror: Literal["auto", "finetune", "retrain"] = "auto"
     max_epochs: Positive = 10
     fit_margin: NonNegativeFloat = 0.005
     lr: PositiveFloat = 0.05
@@ -127,6 +138,8 @@ class PredictorConfig:
     # rate-matched, p(easy) >= 0.5, flip where the twin's expected agreement gain is positive, or
     # "twin": rate or gain, whichever scores better when TMU is twin-tuned with each
     rule: Literal["rate", "threshold", "gain", "twin"] = "gain"
+    # more rules to run every predictor-using method with, side by side (`tmu+rate` beside `tmu`)
+    compare_rules: tuple[Literal["rate", "threshold", "gain"], ...] = ()
     folds: Annotated[int, Field(ge=2, strict=True)] = (
         3  # out-of-fold predictions on H_f, to twin-tune
     )
@@ -148,6 +161,7 @@ class RunConfig:
     methods: tuple[str, ...] = ("tmu", "finetune", "neggrad_plus", "random_label")
     gold_seeds: Positive = 3
     model: str = "cnn"
+    recipe: str = "standard"  # a key of tmu.models.RECIPES: the model's recipe, or "memorise"
     device: str = "auto"
     data_root: str | None = None
     original_weights: str | None = None  # a .pt state_dict used as M_o instead of training one

@@ -49,6 +49,25 @@ def quadrants(probs_u: np.ndarray, probs_g: np.ndarray, y: np.ndarray) -> dict[s
     }
 
 
+def flip_effect(
+    probs: np.ndarray, y: np.ndarray, flipped: np.ndarray, targets: np.ndarray, gold=None
+) -> dict[str, int]:
+    """Whether a method's flips took effect: of the `flips` forget samples it trained towards
+    another label (`flipped`, a mask over the rows; `targets`, that label per row), how many
+    the unlearned model (`probs`) no longer predicts as their given label `y` (`moved`) and how
+    many it predicts as the flip label (`landed`); with the gold ensemble's softmax `gold`, how
+    many flip labels are gold's own class (`on_gold`: evaluation only)."""
+    pred, f = probs.argmax(1), np.asarray(flipped, dtype=bool)
+    out = {
+        "flips": int(f.sum()),
+        "moved": int((pred[f] != y[f]).sum()),
+        "landed": int((pred[f] == targets[f]).sum()),
+    }
+    if gold is not None:
+        out["on_gold"] = int((gold.argmax(1)[f] == targets[f]).sum())
+    return out
+
+
 def activation_distance(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
     """Mean L2 distance between the two models' softmax outputs."""
     return float(np.linalg.norm(probs_a - probs_b, axis=1).mean())

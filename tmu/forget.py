@@ -310,6 +310,12 @@ class ForgetSpec(ABC):
         `relabels`."""
         return labels
 
+    def mirrored(self, train: np.ndarray, forget: np.ndarray) -> np.ndarray:
+        """The training ids whose fit under M_o the twin model must reach on H_f (method spec
+        §3): all of D, since H_f is drawn like D's samples; a kind whose H_f mirrors D_f alone
+        (it is unlike the rest of D) returns D_f."""
+        return train
+
     def resolve(
         self, labels: np.ndarray, train: np.ndarray, classes: tuple[str, ...], seed: int
     ) -> np.ndarray:
@@ -525,6 +531,9 @@ class MislabeledForget(RandomForget):
 
     def trained_labels(self, labels, forget, num_classes, seed):
         return _relabel(labels, forget, num_classes, np.random.default_rng([seed, 0x3A]))
+
+    def mirrored(self, train, forget):
+        return forget  # H_f is all mislabeled, like D_f: how much of D_f M_o fits
 
     def twin_labels(self, labels, twin_forget, num_classes, seed):
         return _relabel(labels, twin_forget, num_classes, np.random.default_rng([seed, 0x3B]))

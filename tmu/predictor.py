@@ -100,6 +100,10 @@ def decide_easy(
     return mask
 
 
+ABOVE_ALL = float(np.nextafter(1.0, 2.0))
+"""A threshold above every probability: every sample is hard."""
+
+
 def gain_threshold(oof_easy: np.ndarray, g: np.ndarray, flip_match: float) -> float:
     """The raw p(easy) below which flipping a sample is expected to raise agreement with gold.
 
@@ -107,19 +111,24 @@ def gain_threshold(oof_easy: np.ndarray, g: np.ndarray, flip_match: float) -> fl
     (probability p_hard * flip_match) and loses one when gold gets x right (1 - p_hard); so flip
     iff calibrated p_hard > 1 / (1 + flip_match). p_hard is calibrated by Platt scaling of the
     twin's out-of-fold p(easy) against its labels g; the threshold is mapped back to raw p(easy)
-    (the scaling is monotone). A predictor that does not rank (slope <= 0) or a twin without both
-    labels gives 0: nothing is flipped."""
-    if len(np.unique(g)) < 2 or flip_match <= 0:
+    (the scaling is monotone). A predictor that does not rank (slope <= 0) knows only the twin's
+    base rate: it flips every sample when that rate alone passes the break-even point, else
+    none. A twin with one label only decides by it: every sample hard gives a threshold above
+    every p(easy) (flip all, as long as flips can land on gold's class), every sample easy gives
+    0 (flip nothing)."""
+    if flip_match <= 0 or (g == 1).all():
         return 0.0
+    if (g == 0).all():
+        return ABOVE_ALL
     from sklearn.linear_model import LogisticRegression  # imported when used: a slow import
 
     eps = 1e-6
     z = np.log(np.clip(oof_easy, eps, 1 - eps) / np.clip(1 - oof_easy, eps, 1 - eps))
     platt = LogisticRegression(C=1e4).fit(z[:, None], g)
     a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    if a <= 0:
-        return 0.0
     p_easy_cal = 1.0 - 1.0 / (1.0 + flip_match)  # calibrated p(easy) at the break-even point
+    if a <= 0:  # no ranking: every sample is as likely hard as the twin's base rate says
+        return ABOVE_ALL if float(np.mean(g)) < p_easy_cal else 0.0
     z_cal = np.log(p_easy_cal / (1 - p_easy_cal))
     return float(1.0 / (1.0 + np.exp(-(z_cal - b) / a)))
 

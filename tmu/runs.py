@@ -27,6 +27,7 @@ from .inspect import Inspection, RunData, inspect_data
 from .models import build_model
 from .pipeline import Result, StageProgress, execute
 from .report import Probs, evaluate_result
+from .splits import noisy_labels
 
 logger = logging.getLogger(__name__)
 
@@ -237,9 +238,12 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
     if load_data:
         pool = load_dataset(config.dataset, config.data_root)
         y = pool.y
-        if relabels(config.forget):
+        noise = config.split.label_noise
+        if noise or relabels(config.forget):
+            k, truth = pool.num_classes, pool.y.numpy()
+            given = noisy_labels(truth, split["train"], split["holdout"], noise, config.seed, k)
             trained = parse_forget(config.forget).trained_labels(
-                pool.y.numpy(), split["forget"], pool.num_classes, config.seed
+                given, split["forget"], pool.num_classes, config.seed
             )
             y = torch.as_tensor(trained)
         dataset = TensorDataset(pool.x, y)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,7 +32,27 @@ def accuracy_on(
     return float((predict(model, x, ids, device=device).argmax(1) == labels[ids]).mean())
 
 
-def train_twin_model(
+RETRAIN_SEED = 7_919
+"""Added to the run's seed for a retrained twin: a network of its own, as each gold model is."""
+
+
+@dataclass(frozen=True)
+class TwinFit:
+    """How the twin model M_t was made, and its fit on H_f beside the original's fit it mirrors.
+
+    mode: "finetune" (M_o fine-tuned on H_f until it fits it) or "retrain" (a fresh network
+    trained on D ∪ H_f with the original's own recipe: M_o is then to M_t exactly what a
+    retrained gold model is to M_o). epochs: the epochs it took. twin: acc(M_t, H_f) on the
+    twin's labels; target: the original's fit on the D samples that H_f mirrors (all of D, or
+    D_f for a mislabeled request: `ForgetSpec.mirrored`)."""
+
+    mode: str
+    epochs: int
+    twin: float
+    target: float
+
+
+def finetune_twin(
     original: nn.Module,
     x: torch.Tensor,
     labels: np.ndarray,
@@ -39,13 +60,15 @@ def train_twin_model(
     twin_forget: np.ndarray,
     target_acc: float,
     cfg: TwinConfig,
+    recipe: TrainConfig,
     *,
     device: torch.device,
     seed: int,
     progress: Progress | None = None,
-) -> nn.Module:
-    """M_t: a copy of M_o fine-tuned one epoch at a time on H_f plus a fresh subset of D
-    (retain_per_forget x |H_f| samples) until acc(M_t, H_f) >= target_acc - fit_margin."""
+) -> tuple[nn.Module, int, float]:
+    """M_o fine-tuned one epoch at a time on H_f plus a fresh subset of D (retain_per_forget x
+    |H_f| samples), with the recipe's weight decay and label smoothing, until acc(M_t, H_f) >=
+    target_acc - fit_margin or max_epochs. Returns (model, epochs, acc(M_t, H_f))."""
     model = clone_model(original)
     parts = [
         Part(twin_forget, labels[twin_forget]),
@@ -55,7 +78,13 @@ def train_twin_model(
             per_epoch=min(len(train), int(cfg.retain_per_forget * len(twin_forget))),
         ),
     ]
-    step_cfg = TrainConfig(epochs=1, lr=cfg.lr, schedule="constant")
+    step_cfg = TrainConfig(
+        epochs=1,
+        lr=cfg.lr,
+        schedule="constant",
+        weight_decay=recipe.weight_decay,
+        label_smoothing=recipe.label_smoothing,
+    )
     for epoch in range(cfg.max_epochs):
         fit(model, x, parts, step_cfg, device=device, seed=seed + epoch)
         acc = accuracy_on(model, x, labels, twin_forget, device)
@@ -63,10 +92,73 @@ def train_twin_model(
             progress((epoch + 1) / cfg.max_epochs)
         if acc >= target_acc - cfg.fit_margin:
             break
-    logger.info(
-        "twin model fits H_f at %.3f after %d epoch(s) (target %.3f)", acc, epoch + 1, target_acc
+    return model, epoch + 1, acc
+
+
+def train_twin_model(
+    original: nn.Module,
+    build: Callable[[int], nn.Module],
+    x: torch.Tensor,
+    labels: np.ndarray,
+    train: np.ndarray,
+    twin_forget: np.ndarray,
+    target_acc: float,
+    cfg: TwinConfig,
+    recipe: TrainConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[nn.Module, TwinFit]:
+    """M_t, made so that H_f are members of M_t the way D are members of M_o (`cfg.mirror`):
+
+    * "finetune": `finetune_twin` (cheap: a few epochs on H_f and as many D samples);
+    * "retrain": a fresh network (`build(seed)`) trained from scratch on D ∪ H_f with the
+      original's `recipe`, the exact mirror, at the cost of one more training;
+    * "auto": fine-tune, and retrain when fine-tuning cannot reach the original's fit. A model
+      that memorised wrong labels over many epochs holds them in a way a short fine-tune does
+      not: a fine-tuned twin that never fits its mislabeled H_f, or fits it only on the surface,
+      tells twin-tuning that unlearning has nothing to undo."""
+    report = progress or (lambda f: None)
+    if cfg.mirror in ("auto", "finetune"):
+        share = 1.0 if cfg.mirror == "finetune" else 0.3
+        model, epochs, acc = finetune_twin(
+            original,
+            x,
+            labels,
+            train,
+            twin_forget,
+            target_acc,
+            cfg,
+            recipe,
+            device=device,
+            seed=seed,
+            progress=lambda f: report(share * f),
+        )
+        fitted = acc >= target_acc - cfg.fit_margin
+        logger.info(
+            "fine-tuned twin fits H_f at %.3f after %d epoch(s) (target %.3f)",
+            acc,
+            epochs,
+            target_acc,
+        )
+        if cfg.mirror == "finetune" or fitted:
+            return model, TwinFit("finetune", epochs, acc, target_acc)
+        logger.info("the fine-tuned twin falls short of the original's fit: retraining it")
+    ids, seed = np.union1d(train, twin_forget), seed + RETRAIN_SEED
+    model = train_from_scratch(
+        lambda: build(seed),
+        x,
+        labels,
+        ids,
+        recipe,
+        device=device,
+        seed=seed,
+        progress=lambda f: report(0.3 + 0.7 * f if cfg.mirror == "auto" else f),
     )
-    return model
+    acc = accuracy_on(model, x, labels, twin_forget, device)
+    logger.info("retrained twin fits H_f at %.3f (target %.3f)", acc, target_acc)
+    return model, TwinFit("retrain", recipe.epochs, acc, target_acc)
 
 
 def train_curriculum(
@@ -101,18 +193,30 @@ class FittedPredictor:
     oof_easy: np.ndarray  # the decision rule applied to oof_proba
     threshold: float = 0.5  # the `gain` rule's p(easy) threshold, fitted on the twin
     flip_match: float = 1.0  # the twin's flip-match rate q that set the threshold
-    # rule -> its oof easy mask: the rules twin-tuning may choose between (just `rule` unless the
-    # rule is "twin"; `choose` then fixes one)
+    # rule -> its oof easy mask: every rule the run decides by (`rule`, or rate and gain when it
+    # is "twin", which `choose` then fixes, and `predictor.compare_rules`)
     candidates: dict[str, np.ndarray] = field(default_factory=dict)
 
     def choose(self, rule: str) -> FittedPredictor:
         """This predictor deciding by `rule`, one of its candidates."""
-        return replace(self, rule=rule, oof_easy=self.candidates[rule], candidates={})
+        return replace(self, rule=rule, oof_easy=self.candidates[rule])
+
+    def rules(self, rule: str | None) -> dict[str, np.ndarray]:
+        """The candidate masks an entry deciding by `rule` is twin-tuned with: both of "twin"'s
+        choices while `rule` is still "twin", else `rule`'s own (None: this predictor's)."""
+        rule = rule or self.rule
+        if rule == "twin":
+            return {r: self.candidates[r] for r in TWIN_CHOICES}
+        return {rule: self.candidates[rule]}
+
+    def decide(self, proba: np.ndarray, rule: str | None = None) -> np.ndarray:
+        """The easy mask of `rule` (default: this predictor's) for p(easy) `proba`."""
+        return decide_easy(proba, rule or self.rule, self.easy_rate, self.threshold)
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p(easy), easy mask) for raw features of the real forget set."""
         proba = self.predictor.predict_proba_easy(self.scaler.transform(features))
-        return proba, decide_easy(proba, self.rule, self.easy_rate, self.threshold)
+        return proba, self.decide(proba)
 
 
 def flip_match_rate(twin_probs: np.ndarray, gold_probs: np.ndarray, labels: np.ndarray) -> float:
@@ -138,10 +242,11 @@ def fit_predictor(
     predictor = make_predictor(cfg.kind, seed=seed, **params).fit(X, g)
     oof = out_of_fold_proba(cfg.kind, X, g, cfg.folds, seed, **params)
     rate = float(g.mean())
-    rules = TWIN_CHOICES if cfg.rule == "twin" else (cfg.rule,)
+    main = TWIN_CHOICES if cfg.rule == "twin" else (cfg.rule,)
+    rules = tuple(dict.fromkeys((*main, *cfg.compare_rules)))
     threshold = gain_threshold(oof, g, flip_match) if "gain" in rules else 0.5
     masks = {r: decide_easy(oof, r, rate, threshold) for r in rules}
-    oof_easy = masks.get(cfg.rule, masks[rules[0]])
+    oof_easy = masks.get(cfg.rule, masks[main[0]])
     return FittedPredictor(
         scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold, flip_match, masks
     )

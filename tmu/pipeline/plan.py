@@ -10,7 +10,7 @@ from ..config import RunConfig
 from ..data import check_dataset_name
 from ..features import FEATURES
 from ..forget import ForgetSpec, parse_forget
-from ..models import MODELS, DeviceError, read_state_dict, resolve_device
+from ..models import MODELS, RECIPES, DeviceError, read_state_dict, resolve_device
 from ..predictor import PREDICTORS
 from ..unlearn import METHODS, get_method
 
@@ -28,18 +28,30 @@ class Entry:
     method: str
     tuned: bool
     stopped: bool = False
+    rule: str | None = None  # the decision rule of a method that uses the predictor
 
 
 def method_entries(cfg: RunConfig) -> list[Entry]:
     """Every method with its default hyper-parameters (TMU: always twin-tuned, as the method
-    prescribes), then a twin-tuned variant `NAME+twin` of each method listed in cfg.twin_tune,
-    then a variant `NAME+stop` of each method listed in cfg.stop_at_target."""
+    prescribes, with the run's decision rule), then `NAME+RULE` for each other rule of
+    `predictor.compare_rules` (methods that use the predictor), then a twin-tuned variant
+    `NAME+twin` of each method listed in cfg.twin_tune, then a variant `NAME+stop` of each
+    method listed in cfg.stop_at_target."""
+    main = cfg.predictor.rule
+    rule = {m: main if METHODS[m].needs_predictor else None for m in cfg.methods}
     tunable = [m for m in cfg.methods if not METHODS[m].tuned_by_default and METHODS[m].grid]
     return (
-        [Entry(m, m, METHODS[m].tuned_by_default) for m in cfg.methods]
+        [Entry(m, m, METHODS[m].tuned_by_default, rule=rule[m]) for m in cfg.methods]
+        + [
+            Entry(f"{m}+{r}", m, True, rule=r)
+            for m in cfg.methods
+            if METHODS[m].needs_predictor
+            for r in dict.fromkeys(cfg.predictor.compare_rules)
+            if r != main
+        ]
         + [Entry(m + TUNED_SUFFIX, m, True) for m in tunable if m in cfg.twin_tune]
         + [
-            Entry(m + STOP_SUFFIX, m, METHODS[m].tuned_by_default, True)
+            Entry(m + STOP_SUFFIX, m, METHODS[m].tuned_by_default, True, rule[m])
             for m in cfg.methods
             if m in cfg.stop_at_target
         ]
@@ -86,6 +98,7 @@ def validate(cfg: RunConfig, device_here: bool = True) -> ForgetSpec:
     _known("method", cfg.twin_tune, METHODS, " in twin_tune")
     _known("method", cfg.stop_at_target, METHODS, " in stop_at_target")
     _known("model", [cfg.model], MODELS)
+    _known("recipe", [cfg.recipe], RECIPES)
     _known("predictor", [cfg.predictor.kind], PREDICTORS)
     _known("feature", cfg.features.features, FEATURES)
     split = cfg.split

@@ -17,7 +17,7 @@ from ..config import RunConfig, to_dict
 from ..data import Pool, dataset_fingerprint, load_dataset
 from ..forget import ForgetSpec, parse_forget, relabels
 from ..models import file_fingerprint, load_weights, resolve_device
-from ..splits import make_splits
+from ..splits import request
 from ..training import embed
 from ..unlearn import Env, cache_tag, get_method
 from .plan import gold_seed, method_entries
@@ -47,7 +47,7 @@ def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:
     forget = forget or parse_forget(cfg.forget)
     pool, device = load_dataset(cfg.dataset, cfg.data_root), resolve_device(cfg.device)
     truth, split = pool.y.numpy(), cfg.split
-    splits = make_splits(
+    splits, labels = request(
         truth,
         forget,
         holdout=split.holdout,
@@ -55,8 +55,8 @@ def load_data(cfg: RunConfig, forget: ForgetSpec | None = None) -> Data:
         seed=cfg.seed,
         classes=pool.classes,
         official_test=pool.official_test,
+        label_noise=split.label_noise,
     )
-    labels = forget.trained_labels(truth, splits.forget, pool.num_classes, cfg.seed)
     sizes = [len(splits.train), len(splits.holdout), len(splits.test), len(splits.forget)]
     logger.info("dataset %s: |D|=%d |H|=%d |T|=%d |D_f|=%d on %s", cfg.dataset, *sizes, device)
     x = pool_inputs(pool, device)
@@ -89,7 +89,7 @@ def cached(
 ) -> Fitted:
     """Model `key` from the store, or trained by `train()` and stored; on the compute device."""
     model, meta = store.cached_model(key, label, data.build, train, extra)
-    return Fitted(model.to(data.device).eval(), float(meta["seconds"]), bool(meta["cached"]))
+    return Fitted(model.to(data.device).eval(), float(meta["seconds"]), bool(meta["cached"]), meta)
 
 
 def train_original(
@@ -159,10 +159,11 @@ def unlearn(
     `decisions` are the predictor's on D_f, for the methods that use them (None if none does)."""
     out, original, forget = {}, trained.original.model, data.splits.forget
     for entry in method_entries(cfg):
-        tuning = twin.tuning[entry.method] if entry.tuned else None
+        tuning = twin.tuning[entry.method, entry.rule] if entry.tuned else None
         params = tuning.params if tuning else cfg.method_params.get(entry.method, {})
         method = get_method(entry.method, **params)
-        mine = decisions if method.needs_predictor else None
+        rule = tuning.rule if tuning and tuning.rule else entry.rule
+        mine = decisions.under(rule) if method.needs_predictor else None
         easy = None if mine is None else mine.easy
         # NAME+stop: stop at the twin's estimate of gold's accuracy on the forget set.
         target = twin.predictor.easy_rate if entry.stopped else None
@@ -179,17 +180,19 @@ def unlearn(
             *cache_tag(entry.method),  # a plug-in's version and source ([] for a built-in)
         )
         env = Env(data.device, cfg.seed, data.build, lambda f, n=entry.name: progress(n, f))
+        problem = data.problem(easy, target)
         fitted = cached(
             store,
             data,
             key,
             entry.name,
-            lambda: method.unlearn(original, data.problem(easy, target), env),
+            lambda: method.unlearn(original, problem, env),
             extra={"params": method.params},
         )
         progress(entry.name, 1.0)
         seconds = fitted.seconds + (mine.seconds if mine else 0.0)
+        flips = method.flips(original, problem, env) if mine is not None else None
         out[entry.name] = Unlearned(
-            entry, fitted.model, method.params, seconds, fitted.cached, tuning, mine
+            entry, fitted.model, method.params, seconds, fitted.cached, tuning, mine, flips
         )
     return out

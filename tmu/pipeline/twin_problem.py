@@ -15,13 +15,14 @@ from ..config import RunConfig, to_dict
 from ..features import FeatureContext, compute_features
 from ..twin import (
     FittedPredictor,
+    TwinFit,
     accuracy_on,
     fit_predictor,
     flip_match_rate,
     train_curriculum,
     train_twin_model,
 )
-from ..tuning import twin_tune
+from ..tuning import choose_trial, tie_tolerance, twin_tune
 from ..unlearn import METHODS, Env, Problem, cache_tag
 from .plan import method_entries
 from .stages import base_key, cached, quiet, train_embedding
@@ -45,24 +46,33 @@ def prepare_twin(
             "the twin problem needs at least 2 (use a larger holdout fraction)"
         )
     key = config_key("twin", base_key(cfg), h_f, to_dict(cfg.twin))
-    target = accuracy_on(o, data.x, labels, s.train, dev)
-    twin = cached(
-        store,
-        data,
-        key,
-        "twin",
-        lambda: train_twin_model(
+    target = accuracy_on(o, data.x, labels, data.forget.mirrored(s.train, s.forget), dev)
+    made: dict = {}  # how the twin was made, stored beside its weights
+
+    def train_twin() -> nn.Module:
+        model, fit = train_twin_model(
             o,
+            data.build,
             data.x,
             labels,
             s.train,
             h_f,
             target,
             cfg.twin,
+            cfg.train,
             device=dev,
             seed=cfg.seed,
             progress=lambda f: report(0.5 * f),
-        ),
+        )
+        made.update(mode=fit.mode, epochs=fit.epochs)
+        return model
+
+    twin = cached(store, data, key, "twin", train_twin, extra=made)
+    twin_fit = TwinFit(
+        twin.meta.get("mode", "finetune"),
+        int(twin.meta.get("epochs", 0)),
+        accuracy_on(twin.model, data.x, labels, h_f, dev),
+        target,
     )
     d_and_h_f, seed = np.union1d(s.train, h_f), cfg.seed + 7
     curriculum = cached(
@@ -95,14 +105,16 @@ def prepare_twin(
     fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match)
     fit_seconds = time.perf_counter() - start
     tuning = tune_methods(cfg, data, labels, o, twin.model, h_f, fitted, key, store)
-    chosen = [t.rule for t in tuning.values() if t.rule]
+    chosen = [t.rule for (_, rule), t in tuning.items() if rule == "twin" and t.rule]
     if fitted.rule == "twin" and chosen:  # the rule TMU's twin-tuning chose (none: no TMU)
         fitted = fitted.choose(chosen[0])
     report(1.0)
     # The reusable twin preparation shared by all methods, from each part's measured (possibly
     # stored) time; a method's own twin-tuning time is added to it in its report entry.
     seconds = twin.seconds + curriculum.seconds + feature_seconds + fit_seconds + embedding_seconds
-    return Twin(h_f, twin.model, curriculum.model, features, g, fitted, embedding, tuning, seconds)
+    return Twin(
+        h_f, twin.model, twin_fit, curriculum.model, features, g, fitted, embedding, tuning, seconds
+    )
 
 
 def twin_features(
@@ -149,16 +161,16 @@ def tune_methods(
     fitted: FittedPredictor,
     twin_key: str,
     store: Store,
-) -> dict[str, Tuning]:
-    """Twin-tune every method that has a tuned entry: unlearn (M_t, H_f) and score against M_o.
-    A method that uses the predictor is tuned with each candidate decision rule's out-of-fold
-    mask (one unless `predictor.rule=twin`) and keeps the best (rule, hyper-parameters)."""
+) -> dict[tuple[str, str | None], Tuning]:
+    """Twin-tune every (method, decision rule) that has a tuned entry: unlearn (M_t, H_f) and
+    score against M_o. A method that uses the predictor is tuned with its rule's out-of-fold
+    mask (both of rate and gain for `predictor.rule=twin`, keeping the better)."""
     gold_probs = data.predict(original, h_f)
     k = data.pool.num_classes
     env, chosen = Env(data.device, cfg.seed, data.build), {}
-    for name in dict.fromkeys(e.method for e in method_entries(cfg) if e.tuned):
+    for name, rule in dict.fromkeys((e.method, e.rule) for e in method_entries(cfg) if e.tuned):
         base, m = cfg.method_params.get(name, {}), METHODS[name]
-        rules = fitted.candidates if m.needs_predictor else {None: fitted.oof_easy}
+        rules = fitted.rules(rule) if m.needs_predictor else {None: fitted.oof_easy}
         masks = list(rules.values())
         key = config_key(
             "tune", twin_key, name, m.defaults, base, m.grid, *masks, cfg.seed, *cache_tag(name)
@@ -166,11 +178,11 @@ def tune_methods(
         result = store.load_json(key)
         if result is None:
             start, trials = time.perf_counter(), []
-            for rule, easy in rules.items():
+            for r, easy in rules.items():
                 problem = Problem(data.x, labels, data.splits.train, h_f, k, easy)
                 _, rows = twin_tune(name, base, m.grid, twin_model, problem, gold_probs, env)
-                trials += [{**t, "rule": rule} if rule else t for t in rows]
-            best = min(trials, key=lambda t: t["score"])
+                trials += [{**t, "rule": r} if r else t for t in rows]
+            best = choose_trial(trials, m.inert, tie_tolerance(len(h_f)))
             result = {
                 "params": best["params"],
                 "rule": best.get("rule"),
@@ -180,7 +192,7 @@ def tune_methods(
             store.save_json(key, result)
         else:
             logger.info("reusing stored twin-tuning of %s (key %s)", name, key)
-        chosen[name] = Tuning(
+        chosen[name, rule] = Tuning(
             result["params"], result["trials"], float(result["seconds"]), result.get("rule")
         )
     return chosen
@@ -202,9 +214,13 @@ def decide(cfg: RunConfig, data: Data, original: nn.Module, twin: Twin) -> Decis
         reference_embedding=reference,
     )
     feats = compute_features(ctx, cfg.features.features)
-    proba, easy = twin.predictor.predict(feats)
+    predictor = twin.predictor
+    proba, _ = predictor.predict(feats)
     # A class with no retained sample cannot be predicted by any model retrained on D_r, so its
     # forget samples are hard by construction (whole-class forgetting), whatever the twin says.
     orphan = ~np.isin(data.labels[s.forget], data.labels[s.retain])
-    proba, easy = np.where(orphan, 0.0, proba), easy & ~orphan
-    return Decisions(feats, proba, easy, time.perf_counter() - start)
+    proba = np.where(orphan, 0.0, proba)
+    rules = dict.fromkeys([predictor.rule, *predictor.candidates])
+    masks = {r: predictor.decide(proba, r) & ~orphan for r in rules if r != "twin"}
+    easy = masks.get(predictor.rule)
+    return Decisions(feats, proba, easy, time.perf_counter() - start, predictor.rule, masks)

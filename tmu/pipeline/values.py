@@ -3,7 +3,7 @@ folder read by attribute."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -16,7 +16,7 @@ from ..forget import ForgetSpec
 from ..models import build_model
 from ..splits import Splits
 from ..training import Progress, predict, train_from_scratch
-from ..twin import FittedPredictor
+from ..twin import FittedPredictor, TwinFit
 from ..unlearn import Problem
 from .plan import Entry
 
@@ -36,11 +36,12 @@ class Data:
     forget: ForgetSpec
     device: torch.device
     model: str  # registry name of the architecture
-    true_labels: np.ndarray | None = None  # the pool's labels where `labels` differ (mislabeled)
+    true_labels: np.ndarray | None = None  # the pool's own labels (`labels` differ under label
+    # noise and for a mislabeled request)
 
     @property
     def relabeled(self) -> bool:
-        """True when some training labels differ from the pool's (a `mislabeled:F` request)."""
+        """True when some training labels differ from the pool's (label noise, `mislabeled:F`)."""
         return self.true_labels is not None and not np.array_equal(self.true_labels, self.labels)
 
     def build(self, seed: int | None = None) -> nn.Module:
@@ -81,6 +82,7 @@ class Fitted:
     model: nn.Module
     seconds: float
     cached: bool
+    meta: dict = field(default_factory=dict)  # what the training stored beside the weights
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,12 +109,13 @@ class Tuning:
 
 @dataclass(frozen=True, eq=False)
 class Twin:
-    """The twin problem (method spec §3-5): H_f, M_t, M_c, H_f's features and labels g, the
-    fitted predictor, M_o's embedding of D, the twin-tuned methods, and the reusable
-    preparation time (`seconds`, each part measured when it was first computed)."""
+    """The twin problem (method spec §3-5): H_f, M_t and how it fits H_f, M_c, H_f's features
+    and labels g, the fitted predictor, M_o's embedding of D, the twin-tuned methods, and the
+    reusable preparation time (`seconds`, each part measured when it was first computed)."""
 
     forget: np.ndarray
     model: nn.Module
+    fit: TwinFit
     curriculum: nn.Module
     features: np.ndarray
     labels: np.ndarray
@@ -125,18 +128,28 @@ class Twin:
 @dataclass(frozen=True)
 class Decisions:
     """The predictor applied to the real forget set D_f: raw features under M_o, p(easy) and the
-    easy mask (forget samples of a class with no retained sample are hard by construction)."""
+    easy mask of the run's decision rule, with every other rule's mask (forget samples of a class
+    with no retained sample are hard by construction)."""
 
     features: np.ndarray
     proba: np.ndarray
     easy: np.ndarray
     seconds: float
+    rule: str = "gain"
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def under(self, rule: str | None) -> Decisions:
+        """These decisions by `rule` (None or "twin": the run's own, as chosen)."""
+        if rule in (None, "twin", self.rule):
+            return self
+        return replace(self, easy=self.masks[rule], rule=rule)
 
 
 @dataclass(frozen=True, eq=False)
 class Unlearned:
     """One unlearned model with its hyper-parameters, time (the request's, predictor included),
-    its twin-tuning and the predictor's decisions where the method uses them."""
+    its twin-tuning, the predictor's decisions where the method uses them, and the forget
+    samples it trained towards another label (TMU's flips)."""
 
     entry: Entry
     model: nn.Module
@@ -145,6 +158,7 @@ class Unlearned:
     cached: bool
     tuning: Tuning | None = None
     decisions: Decisions | None = None
+    flips: tuple[np.ndarray, np.ndarray] | None = None  # `Method.flips`: (mask, label) on D_f
 
 
 @dataclass(frozen=True, eq=False)

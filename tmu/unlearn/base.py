@@ -27,6 +27,8 @@ class Problem:
 
     easy: for methods that use the generalization-label predictor (TMU), the predicted-easy mask
     over `forget`; None otherwise.
+    flip_labels: for such a method, the label each forget sample gets when it is flipped, instead
+    of the method's own choice (None).
     target_forget_acc: when set, the method stops training once its accuracy on `forget` is at or
     below it (the twin's estimate of gold's forget accuracy: a NAME+stop entry).
     """
@@ -38,6 +40,8 @@ class Problem:
     num_classes: int
     easy: np.ndarray | None = None
     target_forget_acc: float | None = None
+    flip_labels: np.ndarray | None = None  # per forget sample, the label a flip gives it (a
+    # benchmark control's, e.g. gold's own class); None: the method's own choice
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class Method:
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
     grid: ClassVar[dict[str, list] | list[dict[str, Any]]] = {}
+    # The grid point (if any) at which the method does nothing to the forget set: twin-tuning
+    # picks it only when it scores better than every point that acts, never by a tie.
+    inert: ClassVar[dict[str, Any]] = {}
     needs_predictor: ClassVar[bool] = False
     tuned_by_default: ClassVar[bool] = False  # its main entry uses twin-tuned hyper-parameters
 
@@ -124,6 +131,14 @@ class Method:
 
     def _unlearn(self, original: nn.Module, problem: Problem, env: Env) -> nn.Module:
         raise NotImplementedError
+
+    def flips(
+        self, original: nn.Module, problem: Problem, env: Env
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a method that relabels chosen forget samples (TMU): (mask over `problem.forget` of
+        the samples it trains towards another label, that label per forget sample). None for a
+        method that flips no chosen sample."""
+        return None
 
     def _recipe(self, batch_size: int = 64) -> TrainConfig:
         """The method's fine-tuning recipe: its epochs, lr and batch size, constant lr, SGD with

@@ -53,30 +53,49 @@ class TMU(Method):
     # scored at least as well as "random" in all 12 pairs, so the default grid leaves "random" out;
     # pass hard_label="random" for the paper's choice.
     grid = [{"oversample": 0}, {"oversample": 4}, {"oversample": 10}]
+    inert = {"oversample": 0}
     needs_predictor = True
     tuned_by_default = True
 
-    def _wrong_labels(self, original, problem, hard, env) -> np.ndarray:
-        truth = problem.labels[hard]
+    def flip_targets(self, original, problem, env) -> np.ndarray:
+        """The label each forget sample gets when flipped: the problem's `flip_labels` when given
+        (a benchmark control), else by `hard_label`."""
+        if problem.flip_labels is not None:
+            return np.asarray(problem.flip_labels)
+        truth = problem.labels[problem.forget]
         if self.params["hard_label"] == "random":
             return random_wrong_labels(
                 truth, problem.num_classes, np.random.default_rng([env.seed, 0x7A])
             )
         if self.params["hard_label"] == "runner_up":
-            return runner_up_labels(predict(original, problem.x, hard, device=env.device), truth)
+            probs = predict(original, problem.x, problem.forget, device=env.device)
+            return runner_up_labels(probs, truth)
         raise ValueError(
             f"unknown hard_label {self.params['hard_label']!r}; valid: ['random', 'runner_up']"
         )
 
-    def _unlearn(self, original, problem, env):
-        p = self.params
-        # Forget samples of a class with no retained sample (whole-class forgetting) are wrong
-        # under every retrained model: always flipped, with `orphan_oversample`, since the twin
-        # problem (whose gold saw the class) cannot tune how hard to push them.
+    def _split(self, problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks over the forget set: predicted easy, predicted hard, orphan (a class with no
+        retained sample: wrong under every retrained model, so always flipped, with
+        `orphan_oversample`, since the twin problem, whose gold saw the class, cannot tune how
+        hard to push them)."""
         orphan = ~np.isin(problem.labels[problem.forget], problem.labels[problem.retain])
         easy = np.asarray(problem.easy, dtype=bool) & ~orphan
-        f_easy, f_hard, r = problem.forget[easy], problem.forget[~easy & ~orphan], problem.retain
+        return easy, ~easy & ~orphan, orphan
+
+    def flips(self, original, problem, env):
+        easy, hard, orphan = self._split(problem)
+        flipped = (hard & (int(self.params["oversample"]) > 0)) | (
+            orphan & (int(self.params["orphan_oversample"]) > 0)
+        )
+        return flipped, self.flip_targets(original, problem, env)
+
+    def _unlearn(self, original, problem, env):
+        p = self.params
+        easy, hard, orphan = self._split(problem)
+        f_easy, f_hard, r = problem.forget[easy], problem.forget[hard], problem.retain
         f_orphan = problem.forget[orphan]
+        targets = self.flip_targets(original, problem, env)
         # Retain draws scale with the forget draws, so a whole class pushed `orphan_oversample`
         # times per epoch does not drown the retained classes.
         n_retain = min(
@@ -101,14 +120,10 @@ class TMU(Method):
                 noise=float(p["sigma"]),
                 per_epoch=len(f_easy) if p["train_easy"] else 0,
             ),
-            Part(
-                f_hard,
-                self._wrong_labels(original, problem, f_hard, env),
-                per_epoch=int(p["oversample"]) * len(f_hard),
-            ),
+            Part(f_hard, targets[hard], per_epoch=int(p["oversample"]) * len(f_hard)),
             Part(
                 f_orphan,
-                self._wrong_labels(original, problem, f_orphan, env),
+                targets[orphan],
                 per_epoch=int(p["orphan_oversample"]) * len(f_orphan),
             ),
         ]
