@@ -42,9 +42,19 @@ def sidebar(state) -> None:
             help="2 training epochs instead of 20: for live demos on a slow machine",
         )
         check = service.check_forget(state)
+        scenario = service.current_scenario(state)
+        if scenario:
+            st.markdown(f"**Scenario** {scenario}")
         st.markdown(
             f"**Dataset** {service.dataset_label(state[Key.DATASET])} · seed {state[Key.SEED]}"
         )
+        regime = [
+            f"recipe {state[Key.RECIPE]}" if state[Key.RECIPE] != "standard" else "",
+            f"label noise {state[Key.LABEL_NOISE]:.0%}" if state[Key.LABEL_NOISE] else "",
+            f"holdout {state[Key.HOLDOUT]:.0%}" if state[Key.HOLDOUT] != 0.2 else "",
+        ]
+        if any(regime):
+            st.markdown("**Regime** " + " · ".join(r for r in regime if r))
         if service.weights_in_use(state):
             st.markdown(f"**Original model** your weights `{state[Key.WEIGHTS_NAME]}`")
         if check.spec:

@@ -271,6 +271,13 @@ BAD = [
     (["--seed", "-1"], "seed=-1: Input should be greater than or equal to 0"),
     (["--device", "cuda:x"], "device 'cuda:x' is malformed"),
     (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--scenario", "nope"], r"unknown scenario 'nope'; valid: \['easy-random', "),
+    (["--recipe", "forever"], r"unknown recipe\(s\) \['forever'\]; valid: \['memorise'"),
+    (["--set", "split.label_noise=1.5"], "split.label_noise=1.5: Input should be less than 1"),
+    (
+        ["--set", 'predictor.compare_rules=["twin"]'],
+        "predictor.compare_rules.0='twin': Input should be 'rate', 'threshold' or 'gain'",
+    ),
 ]
 NEEDS_DATA = [(["--forget", "class:42"], "unknown class 42")]
 
@@ -448,3 +455,38 @@ def test_local_sweep_writes_one_row_per_model_and_run(tmp_path):
         (tmp_path / "sweep" / "runs" / "digits-class-1-s1" / "report.json").read_text()
     )
     assert report["config"]["seed"] == 1
+
+
+def test_scenarios_lists_each_with_what_gold_does_and_marks_the_default(capsys):
+    from tmu.scenarios import DEFAULT_SCENARIO, SCENARIOS
+
+    assert cli.main(["scenarios"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0].split(" ")[0] for line in lines] == list(SCENARIOS)
+    assert [line for line in lines if "default" in line.split(":")[0]] == [
+        next(line for line in lines if line.startswith(DEFAULT_SCENARIO))
+    ]
+    assert all("gold" in line for line in lines)
+
+
+def test_a_scenario_sets_the_run_and_every_explicit_option_wins():
+    parse = lambda *a: cli.config_from_args(cli.build_parser().parse_args(["run", *a]))  # noqa: E731
+    cfg = parse("--scenario", "noisy-labels", "--seed", "4")
+    assert (cfg.dataset, cfg.forget, cfg.recipe, cfg.seed) == (
+        "mnist5k",
+        "random:0.1",
+        "memorise",
+        4,
+    )
+    assert cfg.split.label_noise == 0.2 and cfg.train.epochs == 80 and cfg.train.weight_decay == 0
+    assert cfg.methods == ("tmu", "finetune", "random_label")
+    assert (cfg.predictor.rule, cfg.predictor.compare_rules) == ("gain", ("rate",))
+    mine = parse(
+        "--scenario", "noisy-labels", "--dataset", "digits", "--methods", "tmu",
+        "--set", "split.label_noise=0.3", "--set", "train.epochs=5", "--recipe", "standard",
+    )  # fmt: skip
+    assert (mine.dataset, mine.methods, mine.split.label_noise) == ("digits", ("tmu",), 0.3)
+    assert (mine.recipe, mine.train.epochs, mine.train.weight_decay) == ("standard", 5, 5e-4)
+    assert mine.forget == "random:0.1" and mine.predictor.compare_rules == ("rate",)
+    plain = parse()
+    assert (plain.dataset, plain.forget, plain.recipe) == ("mnist5k", "random:0.1", "standard")

@@ -357,13 +357,32 @@ def run_grid(queue: JobQueue, cfgs: list[RunConfig], controls: bool) -> list[dic
     return reports
 
 
+def cases(
+    datasets: list[str], settings: list[str], scenarios: list[str], base: dict
+) -> list[tuple[str, str, dict]]:
+    """(title, file slug, RunConfig values) per benchmark case: every dataset x forget setting,
+    then every named scenario (its values under `base`: what the command gives wins)."""
+    from .scenarios import scenario_values
+
+    out = []
+    for d in datasets:
+        for s in settings:
+            slug = f"{d}-" + s.replace(":", "_").replace("*", "C").replace(",", "-")
+            out.append((f"`{d}`, `{s}`", slug, {**base, "dataset": d, "forget": s}))
+    for name in scenarios:
+        values = apply_recipe(scenario_values(name, base))
+        out.append((f"scenario `{name}`", name, values))
+    return out
+
+
 def run_benchmark(
     *,
     datasets: list[str],
     settings: list[str],
     seeds: int,
-    methods: tuple[str, ...],
+    methods: tuple[str, ...] | None,
     out: Path,
+    scenarios: list[str] = (),
     first_seed: int = 0,
     controls: bool = False,
     store: Store | None = None,
@@ -373,40 +392,47 @@ def run_benchmark(
     stop_at_target: tuple[str, ...] = (),
     overrides: dict | None = None,
     queue: Callable[[Store], JobQueue] | None = None,
+    reports_out: Path | None = None,
 ) -> str:
-    """Run every (dataset, setting, seed), write the markdown to `out` (figures beside it), return
-    it. `queue(store)` gives the job queue the runs go through (default: one at a time in this
+    """Run every case (dataset x setting, and every scenario) for each seed, write the markdown
+    to `out` (figures beside it), return it; `reports_out` also gets every run's report as JSON.
+    `methods=None` runs a scenario's own methods (RunConfig's default for a setting).
+    `queue(store)` gives the job queue the runs go through (default: one at a time in this
     process; `tmu.sweep.ray_queue` for a Ray cluster)."""
+    import json
+
     start, sections = time.perf_counter(), []
-    base = apply_recipe(
-        {
-            **(overrides or {}),
-            "methods": list(methods),
-            "gold_seeds": gold_seeds,
-            "device": device,
-            "twin_tune": list(twin_tune),
-            "stop_at_target": list(stop_at_target),
-        }
-    )
+    base = {
+        **(overrides or {}),
+        "gold_seeds": gold_seeds,
+        "device": device,
+        "twin_tune": list(twin_tune),
+        "stop_at_target": list(stop_at_target),
+    }
+    if methods is not None:
+        base["methods"] = list(methods)
+    grid = cases(datasets, settings, list(scenarios), base)
     seed_range = range(first_seed, first_seed + seeds)
-    grid = [(d, s) for d in datasets for s in settings]
     cfgs = [
-        from_dict(RunConfig, {**base, "dataset": d, "forget": s, "seed": seed})
-        for d, s in grid
+        from_dict(RunConfig, apply_recipe({**values, "seed": seed}))
+        for _, _, values in grid
         for seed in seed_range
     ]
     with tempfile.TemporaryDirectory() as tmp:
         all_reports = run_grid((queue or local_queue)(store or Store(tmp)), cfgs, controls)
-        for k, (dataset, setting) in enumerate(grid):
+        for k, (title, slug, _) in enumerate(grid):
             reports = all_reports[k * seeds : (k + 1) * seeds]
-            title = f"`{dataset}`, `{setting}`"
-            slug = setting.replace(":", "_").replace("*", "C").replace(",", "-")
-            fig = f"bench-{dataset}-{slug}.png"
-            delta_figure(f"{dataset} {setting}", reports, out.parent / fig)
+            fig = f"bench-{slug}.png"
+            delta_figure(title.replace("`", ""), reports, out.parent / fig)
             sections += setting_table(title, reports, fig)
+    if reports_out is not None:
+        reports_out.parent.mkdir(parents=True, exist_ok=True)
+        reports_out.write_text(json.dumps(all_reports))
+    names = [*datasets, *(f"scenario {n}" for n in scenarios)] if scenarios else datasets
     text = "\n".join(
         [
-            f"## Benchmark: {', '.join(datasets)} × {', '.join(settings)}",
+            f"## Benchmark: {', '.join(names)}"
+            + (f" × {', '.join(settings)}" if settings and datasets else ""),
             "",
             f"Command: `python -m tmu {' '.join(sys.argv[1:]) if sys.argv[1:] else 'benchmark'}`  ",
             f"Machine: {machine()}  ",

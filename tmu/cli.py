@@ -21,9 +21,11 @@ from .artifacts import Store
 from .config import ConfigError, RunConfig, from_dict
 from .forget import FORGET_KINDS
 from .models import MODELS, RECIPES, apply_recipe
-from .scenarios import DEFAULT_SCENARIO, SCENARIOS, merge, scenario_values
+from .scenarios import DEFAULT_SCENARIO, SCENARIOS, get_scenario, merge, scenario_values
 from .threads import share_cores
 from .unlearn import METHODS
+
+DEFAULT_SETTINGS = "random:0.1,subclass:*:0.3"
 
 logger = logging.getLogger("tmu")
 
@@ -372,11 +374,23 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import run_benchmark
 
-    methods = tuple(m for m in args.methods.split(",") if m)
-    twin = method_list(args.twin_tune, methods)
+    methods = tuple(m for m in args.methods.split(",") if m) if args.methods else None
+    scenarios = [n for n in (args.scenarios or "").split(",") if n]
+    for name in scenarios:
+        get_scenario(name)  # an unknown name fails before any run
+    listed = methods or tuple(
+        dict.fromkeys(m for n in scenarios for m in get_scenario(n).values["methods"])
+    )
+    twin = method_list(args.twin_tune, listed or RunConfig.methods)
+    settings = (
+        args.settings if args.settings is not None else ("" if scenarios else DEFAULT_SETTINGS)
+    )
+    datasets = args.dataset if args.dataset is not None else ("" if scenarios else "mnist5k")
     run_benchmark(
-        datasets=args.dataset.split(","),
-        settings=args.settings.split(","),
+        datasets=[d for d in datasets.split(",") if d],
+        settings=[s for s in settings.split(",") if s],
+        scenarios=scenarios,
+        reports_out=Path(args.reports) if args.reports else None,
         seeds=args.seeds,
         first_seed=args.first_seed,
         controls=args.controls,
@@ -386,7 +400,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         device=args.device,
         gold_seeds=args.gold_seeds,
         twin_tune=twin,
-        stop_at_target=method_list(args.stop_at_target, methods),
+        stop_at_target=method_list(args.stop_at_target, listed or RunConfig.methods),
         overrides=parse_overrides(args.set or []),
         queue=lambda store: make_queue(args, store, args.workers),
     )
@@ -542,12 +556,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scenarios", help="list the scenarios (run --scenario NAME)")
     sc.set_defaults(func=cmd_scenarios)
     b = sub.add_parser("benchmark", help="several seeds and settings, written as a markdown table")
-    b.add_argument("--dataset", default="mnist5k", help="comma list of datasets")
+    b.add_argument("--dataset", help="comma list of datasets (default mnist5k)")
     b.add_argument(
         "--settings",
-        default="random:0.1,subclass:*:0.3",
-        help="comma list of forget specs; a class * changes with the seed (1, 3, 5, ...)",
+        help="comma list of forget specs; a class * changes with the seed (1, 3, 5, ...) "
+        f"(default {DEFAULT_SETTINGS}, none with --scenarios)",
     )
+    b.add_argument(
+        "--scenarios",
+        help=f"comma list of scenarios ({', '.join(SCENARIOS)}), each with its own dataset, "
+        "recipe, label noise, forget set and methods",
+    )
+    b.add_argument("--reports", metavar="FILE.json", help="also write every run's report here")
     b.add_argument("--seeds", type=int, default=5, help="how many seeds per setting")
     b.add_argument(
         "--first-seed",
@@ -560,7 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add TMU with random flips and with gold's own flips (an oracle ceiling)",
     )
-    b.add_argument("--methods", default=",".join(RunConfig.methods))
+    b.add_argument(
+        "--methods",
+        help=f"comma list (default: a scenario's own, else {','.join(RunConfig.methods)})",
+    )
     b.add_argument("--twin-tune", metavar="all|M1,M2", help="also report these methods twin-tuned")
     b.add_argument(
         "--stop-at-target",

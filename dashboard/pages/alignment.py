@@ -106,6 +106,39 @@ else:
             f"{p['balanced_accuracy']:.2f}, AUROC {auroc} (0.5 = chance) against gold."
         )
 
+fit = report.get("twin", {}).get("fit")
+if fit:
+    st.subheader("Does the twin mirror the original?")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Original fits D", f"{fit['original_train']:.3f}")
+    c2.metric("Original fits D_f", f"{fit['original_forget']:.3f}")
+    c3.metric(
+        "Twin model fits H_f",
+        f"{fit['twin_forget']:.3f}",
+        help=f"Target {fit['target']:.3f}: the original's fit on the samples H_f mirrors.",
+    )
+    how = (
+        f"retrained from scratch on D ∪ H_f with the original's recipe ({fit['epochs']} epochs)"
+        if fit["mode"] == "retrain"
+        else f"the original fine-tuned on H_f for {fit['epochs']} epoch(s)"
+    )
+    st.caption(
+        f"The twin model is {how}. H_f must be members of the twin model the way D_f are members "
+        "of the original, or twin-tuning learns from a problem unlike the real one."
+    )
+flips = report["models"][method].get("flips")
+if flips:
+    st.markdown(
+        f"**{method}'s flips**: {flips['flips']} forget sample(s) trained towards another label; "
+        f"{flips['moved']} no longer get their given label, {flips['landed']} get the flip label"
+        + (
+            f", and {flips['on_gold']} flip label(s) are the gold ensemble's own class"
+            if "on_gold" in flips
+            else ""
+        )
+        + "."
+    )
+
 st.subheader("Membership inference")
 st.plotly_chart(plots.mia_figure(report), key="mia")
 ui.caption("mia")

@@ -12,6 +12,33 @@ c1, c2, c3 = st.columns(3)
 c1.selectbox("Dataset", service.datasets(), format_func=service.dataset_label, key=Key.DATASET)
 c2.selectbox("Model", service.models(), key=Key.MODEL)
 c3.number_input("Seed (split and training)", min_value=0, max_value=10_000, step=1, key=Key.SEED)
+with st.expander("Training regime: recipe, label noise, how much data"):
+    r1, r2, r3 = st.columns(3)
+    r1.selectbox(
+        "Recipe",
+        list(service.RECIPE_HELP),
+        key=Key.RECIPE,
+        help="\n".join(f"* **{k}**: {v}" for k, v in service.RECIPE_HELP.items()),
+    )
+    r2.slider(
+        "Label noise in D and H",
+        0.0,
+        0.5,
+        step=0.05,
+        key=Key.LABEL_NOISE,
+        help="This fraction of the training set D and of the holdout H get a wrong label before "
+        "any model trains (T keeps its labels): real data's annotation errors. A random forget "
+        "request then holds noisy samples the original memorised and gold gets 'wrong'.",
+    )
+    r3.slider(
+        "Holdout fraction",
+        0.05,
+        0.6,
+        step=0.05,
+        key=Key.HOLDOUT,
+        help="The share of the pool held out as H; a larger one leaves a smaller D (weak data: a "
+        "retrained model generalizes less, so gold gets more of D_f wrong).",
+    )
 
 
 def import_archive() -> None:
@@ -84,7 +111,7 @@ with st.expander("Bring your own images or model", expanded=bool(message)):
         own_model()
 
 try:
-    info = service.data_info(state[Key.DATASET], int(state[Key.SEED]))
+    info = service.data_info(state[Key.DATASET], int(state[Key.SEED]), float(state[Key.HOLDOUT]))
 except ValueError as err:  # DatasetError: files missing, no network, bad folder
     label = service.dataset_label(state[Key.DATASET])
     st.error(f"Cannot load {label!r}: {service.public_message(err)}")

@@ -11,7 +11,7 @@ from tmu import plots
 state = ui.setup("Forget set")
 dataset, seed = state[Key.DATASET], int(state[Key.SEED])
 try:
-    info = service.data_info(dataset, seed)
+    info = service.data_info(dataset, seed, float(state[Key.HOLDOUT]))
 except ValueError as err:
     st.error(f"Cannot load {dataset!r}: {err}")
     st.stop()
@@ -83,7 +83,7 @@ def table_tab() -> None:
         key=Key.THUMB_CLASS,
     )
     page = c2.number_input("Page (50 rows each)", min_value=0, step=1, key=Key.THUMB_PAGE)
-    df = service.thumbnail_table(dataset, seed, cls, int(page))
+    df = service.thumbnail_table(dataset, seed, cls, int(page), holdout=float(state[Key.HOLDOUT]))
     event = st.dataframe(
         df,
         column_config={"image": st.column_config.ImageColumn("image")},
@@ -144,6 +144,29 @@ def estimate_section() -> None:
             wait_for_estimate()
 
 
+def pick_scenario() -> None:
+    """Selectbox callback: it runs before any widget is drawn, so it may set them all."""
+    service.apply_scenario(state, state[Key.SCENARIO])
+    service.clear_selection(state)
+
+
+s1, s2 = st.columns([1, 2])
+s1.selectbox(
+    "Scenario",
+    service.scenario_names(),
+    key=Key.SCENARIO,
+    on_change=pick_scenario,
+    help="A named request in a regime: dataset, recipe, label noise, forget set and methods "
+    "in one click (the same as `python -m tmu run --scenario NAME`).",
+)
+scenario = service.current_scenario(state)
+if scenario:
+    s2.info(f"**{scenario}**: {service.scenario_summary(scenario)}")
+else:
+    s2.caption(
+        f"Settings changed since the scenario {state[Key.SCENARIO]!r}: pick it again to restore "
+        "it, or go on with your own."
+    )
 st.radio("Build D_f by", service.FORGET_MODES, key=Key.FORGET_MODE, horizontal=True)
 mode = state[Key.FORGET_MODE]
 if mode == random_mode:

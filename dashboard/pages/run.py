@@ -14,6 +14,13 @@ st.multiselect(
     key=Key.METHODS,
     help="\n".join(f"* **{m}**: {d}" for m, d in descriptions.items()),
 )
+st.checkbox(
+    "Also run TMU with the rate rule (tmu+rate)",
+    key=Key.RATE_RULE,
+    help="TMU flips where the twin says a flip raises agreement with gold (the gain rule, "
+    "`tmu`); the rate rule flips as many samples as the twin says gold gets wrong (the paper's "
+    "choice: the lowest accuracy gap, often less agreement). Both side by side.",
+)
 c1, c2, c3 = st.columns(3)
 c1.number_input(
     "Gold seeds (retrained models)", min_value=1, max_value=10, step=1, key=Key.GOLD_SEEDS

@@ -3,6 +3,7 @@
 * `state` — session-state keys (`Key`) and the settings' defaults;
 * `data` — the pool, its one cached D / H / T split, class counts, images and thumbnails;
 * `forget` — the ForgetSpec of the widgets, its check against the split, the selection;
+* `scenario` — a `tmu.scenarios` entry as widget settings, and which one the settings still are;
 * `estimate` — the twin's estimate of how many forget samples gold gets wrong (a `JobKind`);
 * `embedding` — the embedding job (a `JobKind` registered here) and the selection's spread;
 * `runs` — the RunConfig of the settings, the job backend, this session's job, finished runs;
@@ -15,6 +16,7 @@ never trains: training happens in `tmu.jobs` on the backend's worker.
 """
 
 from .data import (
+    RECIPE_HELP,
     DataInfo,
     data_info,
     data_uri,
@@ -48,6 +50,13 @@ from .forget import (
     id_list_text,
     ids_from_selection,
     parse_id_list,
+)
+from .scenario import (
+    apply_scenario,
+    current_scenario,
+    scenario_names,
+    scenario_summary,
+    scenario_widgets,
 )
 from .results import (
     COLOR_BY,
@@ -114,6 +123,12 @@ from .state import (
 )
 
 __all__ = [
+    "RECIPE_HELP",
+    "apply_scenario",
+    "current_scenario",
+    "scenario_names",
+    "scenario_summary",
+    "scenario_widgets",
     "EMBED_COLORS",
     "attack_curves",
     "attack_table",

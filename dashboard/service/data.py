@@ -14,7 +14,7 @@ from PIL import Image
 
 from tmu.config import RunConfig
 from tmu.data import IMAGEFOLDER_PREFIX, IMPORTED, default_data_root, dataset_names, load_dataset
-from tmu.models import MODELS
+from tmu.models import MODELS, RECIPES
 from tmu.splits import split_pool
 from tmu.unlearn import METHODS
 
@@ -26,11 +26,11 @@ def pool(name: str):
 
 
 @lru_cache(maxsize=8)
-def roles(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(D, H, T) ids of dataset `name` under `seed` with the default split fractions; the one
-    split every page uses (the run itself draws the same one)."""
-    p, split = pool(name), RunConfig().split
-    return split_pool(len(p), split.holdout, split.test, seed, p.official_test)
+def roles(name: str, seed: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(D, H, T) ids of dataset `name` under `seed` with the holdout fraction `holdout` and the
+    default test fraction; the one split every page uses (the run itself draws the same one)."""
+    p, test = pool(name), RunConfig().split.test
+    return split_pool(len(p), holdout, test, seed, p.official_test)
 
 
 def data_root() -> Path:
@@ -67,6 +67,15 @@ def models() -> list[str]:
     return sorted(MODELS)
 
 
+RECIPE_HELP = {
+    "standard": "the model's own recipe (weight decay: wrong labels are mostly not fitted)",
+    "memorise": "no weight decay, 4x the epochs: the original fits every training label, wrong "
+    "ones included, as long research runs do",
+}
+"""The training recipes (tmu.models.RECIPES) as the Data page explains them."""
+assert set(RECIPE_HELP) == set(RECIPES)
+
+
 def methods() -> dict[str, str]:
     """Method name -> one-line description, TMU first."""
     return {m: METHODS[m].description for m in sorted(METHODS, key=lambda m: (m != "tmu", m))}
@@ -81,10 +90,10 @@ class DataInfo:
 
 
 @lru_cache(maxsize=8)
-def data_info(name: str, seed: int) -> DataInfo:
-    """Classes, per-class counts and D / H / T sizes for `seed`."""
+def data_info(name: str, seed: int, holdout: float = 0.2) -> DataInfo:
+    """Classes, per-class counts and D / H / T sizes for `seed` (and the holdout fraction)."""
     p = pool(name)
-    train, hold, test = roles(name, seed)
+    train, hold, test = roles(name, seed, holdout)
     counts = np.bincount(p.y.numpy(), minlength=p.num_classes)
     sizes = {"D (train)": len(train), "H (holdout)": len(hold), "T (test)": len(test)}
     return DataInfo([str(c) for c in p.classes], counts, sizes, tuple(p.x.shape[1:]))
@@ -137,10 +146,10 @@ def _framed(tile: np.ndarray) -> np.ndarray:
 
 
 def thumbnail_table(
-    name: str, seed: int, cls: int | None, page: int, per_page: int = 50
+    name: str, seed: int, cls: int | None, page: int, per_page: int = 50, holdout: float = 0.2
 ) -> pd.DataFrame:
     """Training samples (optionally of one class), one page: id, class, thumbnail data URI."""
-    p, (train, _, _) = pool(name), roles(name, seed)
+    p, (train, _, _) = pool(name), roles(name, seed, holdout)
     y = p.y.numpy()
     if cls is not None:
         train = train[y[train] == cls]

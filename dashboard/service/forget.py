@@ -20,7 +20,10 @@ from tmu.forget import (
     parse_id_tokens,
 )
 
-from .data import pool, roles
+from tmu.config import RunConfig
+from tmu.splits import request
+
+from .data import pool
 from .state import CLASSES, MISLABELED, RANDOM, SUBCLASS, Key, State
 
 NOTHING_PICKED = (
@@ -58,17 +61,17 @@ class ForgetCheck:
     per_class: dict[str, int]
     error: str | None = None
     warning: str | None = None
-    given: np.ndarray | None = None  # the wrong labels of a mislabeled request, by `ids`
+    given: np.ndarray | None = None  # the labels trained on, by `ids`, when some are wrong
 
 
 def forget_captions(check: ForgetCheck, dataset: str, n: int) -> list[str]:
-    """Captions of the first `n` forget samples: the id, and for a mislabeled request
-    "id: true class→given label"."""
+    """Captions of the first `n` forget samples: the id, and "id: true class→given label" for a
+    sample trained with a wrong label (a mislabeled request, label noise)."""
     shown = check.ids[:n]
     if check.given is None:
         return [str(i) for i in shown]
     true = pool(dataset).y.numpy()[shown]
-    return [f"{i}: {t}→{g}" for i, t, g in zip(shown, true, check.given[:n])]
+    return [f"{i}: {t}→{g}" if t != g else str(i) for i, t, g in zip(shown, true, check.given[:n])]
 
 
 def check_forget(state: State) -> ForgetCheck:
@@ -81,16 +84,24 @@ def check_forget(state: State) -> ForgetCheck:
         return ForgetCheck("", empty, {}, str(err))
     name, seed = state[Key.DATASET], int(state[Key.SEED])
     try:
-        p, (train, _, _) = pool(name), roles(name, seed)
-        ids = spec.resolve(p.y.numpy(), train, p.classes, seed)
-    except (ForgetSpecError, DatasetError) as err:
+        p = pool(name)
+        splits, labels = request(
+            p.y.numpy(),
+            spec,
+            holdout=float(state.get(Key.HOLDOUT, 0.2)),
+            test=RunConfig().split.test,
+            seed=seed,
+            classes=p.classes,
+            official_test=p.official_test,
+            label_noise=float(state.get(Key.LABEL_NOISE, 0.0)),
+        )
+    except (ForgetSpecError, DatasetError, ValueError) as err:
         return ForgetCheck(str(spec), empty, {}, str(err))
-    counts = np.bincount(p.y.numpy()[ids], minlength=p.num_classes)
+    ids = splits.forget
+    counts = np.bincount(labels[ids], minlength=p.num_classes)
     per_class = {str(p.classes[c]): int(n) for c, n in enumerate(counts) if n}
     few = isinstance(spec, IdsForget) and len(ids) < FEW
-    given = (
-        spec.trained_labels(p.y.numpy(), ids, p.num_classes, seed)[ids] if spec.relabels else None
-    )
+    given = labels[ids] if (labels[ids] != p.y.numpy()[ids]).any() else None
     return ForgetCheck(
         str(spec),
         ids,

@@ -11,6 +11,9 @@ from pathlib import Path
 from tmu.artifacts import default_root
 from tmu.config import ConfigError, RunConfig, from_dict
 from tmu.jobs import JobQueue, JobStatus, ProcessRunner, Runner
+from tmu.models import apply_recipe
+from tmu.scenarios import merge
+from tmu.unlearn import METHODS
 
 from .data import dataset_label
 from .forget import check_forget, forget_spec
@@ -92,21 +95,27 @@ def backend_info(be: JobQueue | None = None) -> dict:
 
 def make_config(state: State, forget: str | None = None) -> RunConfig:
     """The RunConfig of the current settings (raises ConfigError / ValueError on a bad one)."""
+    methods = list(state[Key.METHODS])
+    rate = state.get(Key.RATE_RULE) and any(METHODS[m].needs_predictor for m in methods)
     values = {
         "dataset": state[Key.DATASET],
         "model": state[Key.MODEL],
+        "recipe": state.get(Key.RECIPE, "standard"),
         "seed": int(state[Key.SEED]),
         "forget": forget or str(forget_spec(state)),
-        "methods": list(state[Key.METHODS]),
+        "methods": methods,
         "gold_seeds": int(state[Key.GOLD_SEEDS]),
         "device": state[Key.DEVICE],
+        "split": {
+            "holdout": float(state.get(Key.HOLDOUT, 0.2)),
+            "label_noise": float(state.get(Key.LABEL_NOISE, 0.0)),
+        },
+        "predictor": {"compare_rules": ["rate"] if rate else []},
     }
     if state[Key.QUICK]:
-        values.update(QUICK)
+        values = merge(values, QUICK)
     if weights := weights_in_use(state):
         values["original_weights"] = weights
-    from tmu.models import apply_recipe
-
     return from_dict(RunConfig, apply_recipe(values))
 
 

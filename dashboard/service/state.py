@@ -27,6 +27,11 @@ class Key:
     SUB_CLASS = "w.sub_class"
     SUB_FRACTION = "w.sub_fraction"
     MISLABELED_FRACTION = "w.mislabeled_fraction"
+    SCENARIO = "w.scenario"  # the scenario last applied (tmu.scenarios)
+    RECIPE = "w.recipe"  # tmu.models.RECIPES: standard or memorise
+    LABEL_NOISE = "w.label_noise"  # split.label_noise
+    HOLDOUT = "w.holdout"  # split.holdout: a larger one leaves a smaller D (weak data)
+    RATE_RULE = "w.rate_rule"  # also run TMU with the rate rule (tmu+rate)
     METHODS = "w.methods"
     GOLD_SEEDS = "w.gold_seeds"
     DEVICE = "w.device"
@@ -77,10 +82,15 @@ DEFAULT_METHODS = ("tmu", "finetune")
 
 
 def defaults() -> dict[str, Any]:
-    """Widget defaults; `TMU_DASHBOARD_PROFILE=quick` and `TMU_DASHBOARD_DATASET` change them for
+    """Widget defaults: the default scenario (tmu.scenarios.DEFAULT_SCENARIO) on top of the plain
+    settings; `TMU_DASHBOARD_PROFILE=quick` and `TMU_DASHBOARD_DATASET` change them for
     dev/tests."""
-    return {
-        Key.DATASET: os.environ.get("TMU_DASHBOARD_DATASET", "mnist5k"),
+    from tmu.scenarios import DEFAULT_SCENARIO
+
+    from .scenario import scenario_widgets
+
+    plain = {
+        Key.DATASET: "mnist5k",
         Key.MODEL: "cnn",
         Key.SEED: 0,
         Key.FORGET_MODE: SUBCLASS,
@@ -89,11 +99,19 @@ def defaults() -> dict[str, Any]:
         Key.SUB_CLASS: 3,
         Key.SUB_FRACTION: 0.1,
         Key.MISLABELED_FRACTION: 0.1,
+        Key.RECIPE: "standard",
+        Key.LABEL_NOISE: 0.0,
+        Key.HOLDOUT: 0.2,
+        Key.RATE_RULE: False,
         Key.METHODS: list(DEFAULT_METHODS),
         Key.GOLD_SEEDS: 3,
         Key.DEVICE: "auto",
         Key.QUICK: os.environ.get("TMU_DASHBOARD_PROFILE", "full") == "quick",
     }
+    out = {**plain, **scenario_widgets(DEFAULT_SCENARIO), Key.SCENARIO: DEFAULT_SCENARIO}
+    if "TMU_DASHBOARD_DATASET" in os.environ:
+        out[Key.DATASET] = os.environ["TMU_DASHBOARD_DATASET"]
+    return out
 
 
 def init_state(state: State) -> None:

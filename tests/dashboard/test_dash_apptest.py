@@ -135,3 +135,42 @@ def test_an_unknown_backend_names_the_value(tmp_path, monkeypatch):
     monkeypatch.setenv("TMU_BACKEND", "slurm")
     at = goto(app(), "run")
     assert any("TMU_BACKEND='slurm' is unknown; use local or ray" in e.value for e in at.error)
+
+
+def test_the_scenario_picker_sets_every_setting_and_says_when_they_changed(tiny_run):
+    at = goto(app(), "forget")
+    at.selectbox(key="w.scenario").set_value("noisy-labels").run()
+    assert not at.exception
+    state = at.session_state
+    assert (state["w.dataset"], state["w.recipe"], state["w.label_noise"]) == (
+        "mnist5k",
+        "memorise",
+        0.2,
+    )
+    assert state["w.forget_mode"] == "random fraction" and state["w.rate_rule"] is True
+    assert any("**noisy-labels**" in i.value for i in at.info)
+    assert any("D_f has 300 samples" in s.value for s in at.success)
+    assert any("Scenario** noisy-labels" in m.value for m in at.sidebar.markdown)
+    at.slider(key="w.random_fraction").set_value(0.2).run()
+    assert any("Settings changed since the scenario 'noisy-labels'" in c.value for c in at.caption)
+
+
+def test_the_regime_is_set_on_the_data_page(tiny_run):
+    at = goto(app(), "data")
+    at.selectbox(key="w.recipe").set_value("standard").run()
+    at.slider(key="w.label_noise").set_value(0.1).run()
+    at.slider(key="w.holdout").set_value(0.4).run()
+    assert not at.exception
+    assert any(
+        "label noise 10%" in m.value and "holdout 40%" in m.value for m in at.sidebar.markdown
+    )
+    holdout = next(m.value for m in at.metric if m.label == "H (holdout)")
+    assert int(holdout) == round(0.4 * 1797)  # digits: a smaller D, more held out
+
+
+def test_alignment_shows_the_twin_fit_and_the_flips(tiny_run):
+    at = goto(app(), "alignment")
+    assert any(h.value == "Does the twin mirror the original?" for h in at.subheader)
+    labels = [m.label for m in at.metric]
+    assert {"Original fits D", "Original fits D_f", "Twin model fits H_f"} <= set(labels)
+    assert any("**tmu's flips**" in m.value for m in at.markdown)

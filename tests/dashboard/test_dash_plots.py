@@ -9,7 +9,7 @@ from tmu.runs import load_run
 
 def test_report_figures(tiny_run):
     report = load_run(tiny_run, load_data=False).report
-    methods = report["config"]["methods"]
+    methods = report["methods"]  # entries: tmu+rate beside tmu
     fig = plots.per_class_accuracy(report, "forget")
     assert [t.name for t in fig.data][:2] == ["gold (mean, band = seeds)", "original"]
     assert len(fig.data) == 2 + len(methods) and fig.data[0].error_y.array is not None

@@ -1,11 +1,14 @@
 """dashboard.service without Streamlit: forget-set modes, selections, id lists, the embedding job,
 loading a finished run."""
 
+import dataclasses
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from tmu.forget import parse_forget
 
 from dash_helpers import ROOT, tiny_state
 
@@ -170,3 +173,39 @@ def test_twin_estimate_job_before_a_run(tiny_run, tmu_home):
     # The tiny run of the same settings has the same twin: its report says the same.
     report = service.load(tiny_run).report
     assert est["twin_hard_rate"] == pytest.approx(1 - report["twin"]["easy_rate"])
+
+
+@pytest.mark.parametrize(
+    "name", ["memorised-mislabels", "noisy-labels", "easy-random", "forget-class"]
+)
+def test_every_scenario_becomes_the_config_of_tmu_run_scenario(tmu_home, name):
+    """The dashboard's picker and the CLI's --scenario give the same run."""
+    from dashboard import service
+    from tmu.cli import build_parser, config_from_args
+
+    state = {}
+    service.init_state(state)
+    state["w.quick"] = False
+    service.apply_scenario(state, name)
+    assert service.current_scenario(state) == name
+    cli = config_from_args(build_parser().parse_args(["run", "--scenario", name]))
+    mine = service.make_config(state)
+    # A class `*` is resolved for the seed on the page (the picker shows the class).
+    assert dataclasses.replace(mine, forget=cli.forget) == cli
+    p = service.pool(cli.dataset)
+    resolve = lambda spec: parse_forget(spec).resolve(  # noqa: E731
+        p.y.numpy(), service.roles(cli.dataset, 0)[0], p.classes, 0
+    )
+    assert np.array_equal(resolve(mine.forget), resolve(cli.forget))
+    state["w.seed"] = 3  # the seed is no part of a scenario, but its class `*` is
+    assert service.current_scenario(state) == (None if name == "forget-class" else name)
+
+
+def test_the_default_settings_are_the_default_scenario(tmu_home, monkeypatch):
+    from dashboard import service
+    from tmu.scenarios import DEFAULT_SCENARIO
+
+    monkeypatch.delenv("TMU_DASHBOARD_DATASET", raising=False)
+    state = {}
+    service.init_state(state)
+    assert service.current_scenario(state) == DEFAULT_SCENARIO
