@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -143,11 +144,50 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 _held = threading.local()
 
 
-class Store:
-    """Content-addressed storage of models, arrays and JSON results."""
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "store"
+"""Models that ship with the repository (`tmu.demo`: the default demo's original, gold and twin
+models), each listed in SHIPPED/manifest.json under its store key with the sha256 of its file."""
 
-    def __init__(self, root: str | Path | None = None):
+
+@functools.lru_cache(maxsize=4)
+def shipped_manifest(folder: Path) -> dict[str, dict]:
+    """KEY -> {"label", "sha256", "meta"} of the models shipped in `folder` ({} without any)."""
+    try:
+        return json.loads((folder / "manifest.json").read_text())["models"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+class Store:
+    """Content-addressed storage of models, arrays and JSON results.
+
+    A model that is not stored but ships with the repository (`shipped`, by default SHIPPED) is
+    copied in when asked for, if its file's sha256 is the manifest's: the default demo starts
+    without training its costly models, and a shipped file that was changed is never served."""
+
+    def __init__(self, root: str | Path | None = None, shipped: Path | None = SHIPPED):
         self.root = Path(root) if root is not None else default_root()
+        self.shipped = shipped
+
+    def _unpack_shipped(self, key: str) -> bool:
+        """Copy the shipped model `key` into this store; False when none ships or its file does
+        not match the manifest's hash (logged)."""
+        entry = shipped_manifest(self.shipped).get(key) if self.shipped else None
+        if entry is None:
+            return False
+        src = self.shipped / f"{key}.pt"
+        try:
+            data = src.read_bytes()
+        except OSError as err:
+            logger.warning("shipped model %s cannot be read (%s): training it instead", src, err)
+            return False
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            logger.warning("shipped model %s does not match its manifest: training it instead", src)
+            return False
+        atomic_write(self._path("models", key, "pt"), data)
+        write_json(self._path("models", key, "json"), {**entry["meta"], "shipped": True})
+        logger.info("using the shipped %s model (key %s)", entry["label"], key)
+        return True
 
     def _path(self, kind: str, key: str, ext: str) -> Path:
         return self.root / kind / f"{key}.{ext}"
@@ -210,7 +250,7 @@ class Store:
         """The stored state_dict and metadata of `key`, or None when either file is missing or
         unreadable (then discarded, see `_discard`)."""
         pt, meta_path = self._path("models", key, "pt"), self._path("models", key, "json")
-        if not (pt.is_file() and meta_path.is_file()):
+        if not (pt.is_file() and meta_path.is_file()) and not self._unpack_shipped(key):
             return None
         try:
             meta = json.loads(meta_path.read_text())
