@@ -195,6 +195,19 @@ def summary_table(report: dict) -> str:
             f"tmu twin preparation: {m['tmu']['prep_seconds']:.1f} s "
             f"({m['tmu']['prep_retrain_time_ratio']:.2f} x one gold retrain)"
         )
+    fit = report.get("twin", {}).get("fit")
+    if fit:
+        made = "retrained on D ∪ H_f" if fit["mode"] == "retrain" else "fine-tuned on H_f"
+        rows.append(
+            f"twin model ({made}) fits H_f at {fit['twin_forget']:.3f}; the original fits D at "
+            f"{fit['original_train']:.3f} and D_f at {fit['original_forget']:.3f}"
+        )
+    for name in report["methods"]:
+        if flips := m[name].get("flips"):
+            rows.append(
+                f"{name} flips {flips['flips']} sample(s): {flips['moved']} moved off their "
+                f"label, {flips['landed']} to the flip label"
+            )
     return "\n".join([head, *rows])
 
 
