@@ -63,7 +63,7 @@ def ci(values) -> str:
 
 
 def verdict(values, side: str) -> str:
-    """"met" when the 95 % CI lies entirely above 0 (side "above") or at or below 0."""
+    """ "met" when the 95 % CI lies entirely above 0 (side "above") or at or below 0."""
     _, lo, hi = paired_ci(np.asarray(values, dtype=float))
     ok = lo > 0 if side == "above" else hi <= 0
     return "**met**" if ok else "not met"
@@ -109,9 +109,7 @@ def check(name: str, reports: list[dict], method: str = "tmu") -> list[str]:
     )
     for bar in (0.1, 0.3):
         over = agree_gain - bar
-        rows.append(
-            (f"agreement ≥ fine-tune's + {bar} (> 0)", ci(over), verdict(over, "above"))
-        )
+        rows.append((f"agreement ≥ fine-tune's + {bar} (> 0)", ci(over), verdict(over, "above")))
     mia = np.array([t["mia_gap"] - 0.1 for t in mine])
     rows.append(
         (

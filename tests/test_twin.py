@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tmu.config import PredictorConfig, TwinConfig
+from tmu.config import PredictorConfig, TrainConfig, TwinConfig
 from tmu.training import train_from_scratch
 from tmu.twin import (
     RETRAIN_SEED,
@@ -19,9 +19,11 @@ from tmu.twin import (
     train_twin_model,
 )
 
-from conftest import TINY_TRAIN
-
 CPU = torch.device("cpu")
+# The tiny original's recipe (conftest.TINY_TRAIN), for the twins retrained from scratch.
+TINY_TRAIN = TrainConfig(
+    epochs=5, lr=0.05, batch_size=16, momentum=0.9, weight_decay=5e-4, schedule="cosine"
+)
 
 
 def twin_cfg(**kw) -> TwinConfig:
