@@ -259,10 +259,20 @@ def test_evaluate_result_is_build_report_of_the_stage_values(result):
         "rule": "gain",
         "threshold": result.twin.predictor.threshold,
         "flip_match": result.twin.predictor.flip_match,
+        "flip_label": result.twin.predictor.flip_label,
+        "flip_matches": result.twin.predictor.flip_matches,
         "feature_ks": report["twin"]["feature_ks"],
         "true_hard": int((result.twin.labels == 0).sum()),
         "fit": report["twin"]["fit"],
     }
+    # The flip label is the policy whose labels land most often on the twin gold's class, and
+    # its rate sets the gain rule's threshold.
+    matches = report["twin"]["flip_matches"]
+    assert set(matches) == {"runner_up", "neighbours"} and all(
+        0 <= v <= 1 for v in matches.values()
+    )
+    assert matches[report["twin"]["flip_label"]] == max(matches.values())
+    assert report["twin"]["flip_match"] == matches[report["twin"]["flip_label"]]
     fit, original = report["twin"]["fit"], report["models"]["original"]
     assert fit["mode"] == result.twin.fit.mode in ("finetune", "retrain")
     assert fit["twin_forget"] == result.twin.fit.twin and fit["original_forget"] == pytest.approx(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tmu.config import PredictorConfig, TrainConfig, TwinConfig
-from tmu.training import train_from_scratch
+from tmu.training import predict, train_from_scratch
 from tmu.twin import (
     RETRAIN_SEED,
     accuracy_on,
@@ -181,3 +181,24 @@ def test_fit_predictor_gain_rule_fits_a_threshold_and_applies_it():
     assert (
         strict.threshold < fitted.threshold and (~strict.oof_easy).sum() < (~fitted.oof_easy).sum()
     )
+
+
+def test_the_twin_chooses_the_flip_policy_that_lands_on_its_golds_class(tiny):
+    from tmu.twin import choose_flip_policy, flip_match
+    from tmu.unlearn import Env, Problem
+    from tmu.unlearn.flips import FLIP_LABELS
+
+    h_f = tiny.holdout[:80]
+    problem = Problem(tiny.x, tiny.labels, tiny.train, h_f, 10)
+    env = Env(CPU, 0, tiny.build)
+    gold = predict(tiny.model, tiny.x, h_f, device=CPU)
+    policy, matches = choose_flip_policy(tiny.model, problem, gold, env)
+    assert set(matches) == {"runner_up", "neighbours"} and matches[policy] == max(matches.values())
+    for name, rate in matches.items():
+        flips = FLIP_LABELS[name](tiny.model, problem, env)
+        assert rate == flip_match(flips, gold, tiny.labels[h_f])
+    only = choose_flip_policy(tiny.model, problem, gold, env, ("random",))
+    assert only[0] == "random" and set(only[1]) == {"random"}
+    # flip_match by hand: two of the three samples gold gets wrong are flipped to gold's class
+    probs = np.eye(3)[[1, 2, 0, 0]]
+    assert flip_match(np.array([1, 0, 0, 2]), probs, np.array([0, 0, 1, 0])) == pytest.approx(2 / 3)

@@ -256,3 +256,36 @@ def test_stage_env_reports_stage_k_of_n():
     assert seen == pytest.approx([0.25, 0.375, 0.5, 1.0])
     quiet = Env(CPU, 0, lambda: None)
     assert stage_env(quiet, 1, 2) is quiet  # nobody listens: nothing to wrap
+
+
+def test_neighbour_labels_vote_among_the_nearest_retained_samples_leaving_the_given_one_out():
+    from tmu.unlearn.flips import neighbour_labels
+
+    retain = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
+    labels = np.array([3, 3, 5, 5, 7])
+    forget = np.array([[1.0, 0.05], [0.05, 1.0], [1.0, 0.0]])
+    given = np.array([8, 8, 3])
+    got = neighbour_labels(forget, retain, labels, given, 10, k=2)
+    # near class 3 -> 3; near class 5 -> 5; given 3 itself: its 2 neighbours are all 3 -> none
+    assert got.tolist() == [3, 5, -1]
+    assert neighbour_labels(forget, retain, labels, given, 10, k=4).tolist()[2] == 5
+
+
+def test_the_neighbours_policy_falls_back_to_the_runner_up_and_never_gives_the_label(tiny, forget):
+    from tmu.unlearn.flips import FLIP_LABELS
+
+    problem = make_problem(tiny, forget, np.zeros(len(forget), bool))
+    env = Env(CPU, 0, tiny.build)
+    for name, policy in FLIP_LABELS.items():
+        flips = policy(tiny.model, problem, env)
+        assert flips.shape == (len(forget),) and (flips != tiny.labels[forget]).all(), name
+    tmu = get_method("tmu", hard_label="twin")
+    chosen = dataclasses.replace(problem, flip_policy="neighbours")
+    assert np.array_equal(
+        tmu.flip_targets(tiny.model, chosen, env),
+        FLIP_LABELS["neighbours"](tiny.model, problem, env),
+    )
+    assert np.array_equal(  # no policy from the twin: the runner-up
+        tmu.flip_targets(tiny.model, problem, env),
+        FLIP_LABELS["runner_up"](tiny.model, problem, env),
+    )

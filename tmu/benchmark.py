@@ -103,7 +103,7 @@ def control_problems(result: Result, golds: list[np.ndarray]) -> dict[str, objec
     """The controls' unlearning problems: TMU's step from the original with three other easy /
     hard masks. `random`: as many random forget samples hard as the rate rule flips (the twin's
     estimate of gold's errors; is the predictor better than chance?); `oracle`: the gold
-    ensemble's wrong set, flipped to the runner-up class as TMU flips (a perfect predictor);
+    ensemble's wrong set, flipped to the label TMU's twin chose (a perfect predictor);
     `label oracle`: the same set flipped to the gold ensemble's own class (the ceiling of any
     flip policy). Benchmark controls only: the oracles read the gold models, which no method
     may. `golds`: each gold seed's softmax on D_f, as evaluated."""
@@ -117,9 +117,10 @@ def control_problems(result: Result, golds: list[np.ndarray]) -> dict[str, objec
     rng = np.random.default_rng([result.cfg.seed, 0xC0])
     shuffled = np.ones(len(forget), dtype=bool)
     shuffled[rng.choice(len(forget), size=n_hard, replace=False)] = False
+    policy = twin.predictor.flip_label
     return {
-        RANDOM_FLIPS: data.problem(shuffled),
-        ORACLE: data.problem(~wrong),
+        RANDOM_FLIPS: data.problem(shuffled, flip_policy=policy),
+        ORACLE: data.problem(~wrong, flip_policy=policy),
         LABEL_ORACLE: replace(data.problem(~wrong), flip_labels=gold),
     }
 

@@ -105,6 +105,8 @@ def build_report(
             "rule": twin.predictor.rule,
             "threshold": twin.predictor.threshold,
             "flip_match": twin.predictor.flip_match,
+            "flip_label": twin.predictor.flip_label,
+            "flip_matches": twin.predictor.flip_matches,
             "true_hard": int((twin.labels == 0).sum()),
             "fit": twin_fit(twin, models["original"], report["dataset"]["sizes"]),
         }

@@ -193,6 +193,8 @@ class FittedPredictor:
     oof_easy: np.ndarray  # the decision rule applied to oof_proba
     threshold: float = 0.5  # the `gain` rule's p(easy) threshold, fitted on the twin
     flip_match: float = 1.0  # the twin's flip-match rate q that set the threshold
+    flip_label: str = "runner_up"  # the flip-label policy the twin chose
+    flip_matches: dict[str, float] = field(default_factory=dict)  # each policy's rate
     # rule -> its oof easy mask: every rule the run decides by (`rule`, or rate and gain when it
     # is "twin", which `choose` then fixes, and `predictor.compare_rules`)
     candidates: dict[str, np.ndarray] = field(default_factory=dict)
@@ -219,23 +221,53 @@ class FittedPredictor:
         return proba, self.decide(proba)
 
 
-def flip_match_rate(twin_probs: np.ndarray, gold_probs: np.ndarray, labels: np.ndarray) -> float:
-    """On the twin's hard samples (the twin gold M_o gets them wrong): how often TMU's flip label
-    (the runner-up class of the twin model M_t) is the twin gold's own wrong label; 0 if none."""
-    from .unlearn.tmu import runner_up_labels
-
+def flip_match(flip: np.ndarray, gold_probs: np.ndarray, labels: np.ndarray) -> float:
+    """On the samples the (twin) gold gets wrong, how often the flip label `flip` is gold's own
+    wrong class; 0 if gold gets every sample right. flip, labels: (n,); gold_probs: (n, K)."""
     hard = gold_probs.argmax(1) != labels
-    if not hard.any():
-        return 0.0
-    flip = runner_up_labels(twin_probs[hard], labels[hard])
-    return float((flip == gold_probs[hard].argmax(1)).mean())
+    return float((flip[hard] == gold_probs[hard].argmax(1)).mean()) if hard.any() else 0.0
+
+
+def flip_match_rate(twin_probs: np.ndarray, gold_probs: np.ndarray, labels: np.ndarray) -> float:
+    """`flip_match` of the runner-up class of the twin model M_t (`twin_probs`)."""
+    from .unlearn.flips import runner_up_labels
+
+    return flip_match(runner_up_labels(twin_probs, labels), gold_probs, labels)
+
+
+def choose_flip_policy(
+    twin_model: nn.Module,
+    problem,
+    gold_probs: np.ndarray,
+    env,
+    policies: tuple[str, ...] | None = None,
+) -> tuple[str, dict[str, float]]:
+    """The flip-label policy (`tmu.unlearn.flips`) whose labels for the twin forget set, under
+    the twin model, land most often on the twin gold's (M_o's) own wrong class, and each
+    policy's rate (`flip_match`). `problem` is the twin problem (retain D, forget H_f);
+    `policies` defaults to CHOSEN_BY_TWIN; ties go to the first."""
+    from .unlearn.flips import CHOSEN_BY_TWIN, FLIP_LABELS
+
+    labels = problem.labels[problem.forget]
+    matches = {
+        name: flip_match(FLIP_LABELS[name](twin_model, problem, env), gold_probs, labels)
+        for name in policies or CHOSEN_BY_TWIN
+    }
+    return max(matches, key=lambda name: matches[name]), matches
 
 
 def fit_predictor(
-    features: np.ndarray, g: np.ndarray, cfg: PredictorConfig, seed: int, flip_match: float = 1.0
+    features: np.ndarray,
+    g: np.ndarray,
+    cfg: PredictorConfig,
+    seed: int,
+    flip_match: float = 1.0,
+    flip_label: str = "runner_up",
+    flip_matches: dict[str, float] | None = None,
 ) -> FittedPredictor:
     """Fit scaler + predictor on the twin set (features of H_f under M_t, labels g from M_o).
-    `flip_match` (flip_match_rate) sets the `gain` rule's threshold."""
+    `flip_match` (the flip-match rate of the flip-label policy `flip_label`) sets the `gain`
+    rule's threshold."""
     scaler = IQRScaler().fit(features)
     X = scaler.transform(features)
     params = {"epochs": cfg.epochs, "lr": cfg.lr}
@@ -248,7 +280,17 @@ def fit_predictor(
     masks = {r: decide_easy(oof, r, rate, threshold) for r in rules}
     oof_easy = masks.get(cfg.rule, masks[main[0]])
     return FittedPredictor(
-        scaler, predictor, rate, cfg.rule, oof, oof_easy, threshold, flip_match, masks
+        scaler,
+        predictor,
+        rate,
+        cfg.rule,
+        oof,
+        oof_easy,
+        threshold,
+        flip_match,
+        flip_label,
+        dict(flip_matches or {flip_label: flip_match}),
+        masks,
     )
 
 

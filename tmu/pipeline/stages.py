@@ -168,6 +168,7 @@ def unlearn(
         # NAME+stop: stop at the twin's estimate of gold's accuracy on the forget set.
         target = twin.predictor.easy_rate if entry.stopped else None
         stop = [] if target is None else [target]  # (keys of entries without a target unchanged)
+        policy = twin.predictor.flip_label if mine is not None else None
         key = config_key(
             "method",
             base_key(cfg),
@@ -178,9 +179,10 @@ def unlearn(
             cfg.seed,
             *stop,
             *cache_tag(entry.method),  # a plug-in's version and source ([] for a built-in)
+            *([policy] if policy else []),
         )
         env = Env(data.device, cfg.seed, data.build, lambda f, n=entry.name: progress(n, f))
-        problem = data.problem(easy, target)
+        problem = data.problem(easy, target, policy)
         fitted = cached(
             store,
             data,

@@ -17,13 +17,14 @@ from ..twin import (
     FittedPredictor,
     TwinFit,
     accuracy_on,
+    choose_flip_policy,
     fit_predictor,
-    flip_match_rate,
     train_curriculum,
     train_twin_model,
 )
 from ..tuning import choose_trial, tie_tolerance, twin_tune
 from ..unlearn import METHODS, Env, Problem, cache_tag
+from ..unlearn.flips import FLIP_LABELS
 from .plan import method_entries
 from .stages import base_key, cached, quiet, train_embedding
 from .values import Data, Decisions, Fitted, StageProgress, Tuning, Twin
@@ -97,12 +98,19 @@ def prepare_twin(
     report(0.9)
     embedding, embedding_seconds = train_embedding(cfg, data, o, store)
     start = time.perf_counter()
-    match = (
-        flip_match_rate(data.predict(twin.model, h_f), data.predict(o, h_f), labels[h_f])
-        if cfg.predictor.rule in ("gain", "twin")
-        else 1.0
+    # The flip label TMU sends a flipped sample to: the policy whose labels land most often on
+    # the twin gold's class (a user's explicit `hard_label` is the only candidate).
+    fixed = cfg.method_params.get("tmu", {}).get("hard_label")
+    problem = Problem(data.x, labels, s.train, h_f, data.pool.num_classes)
+    policy, matches = choose_flip_policy(
+        twin.model,
+        problem,
+        data.predict(o, h_f),
+        Env(dev, cfg.seed, data.build),
+        (fixed,) if fixed in FLIP_LABELS else None,
     )
-    fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match)
+    match = matches[policy] if cfg.predictor.rule in ("gain", "twin") else 1.0
+    fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match, policy, matches)
     fit_seconds = time.perf_counter() - start
     tuning = tune_methods(cfg, data, labels, o, twin.model, h_f, fitted, key, store)
     chosen = [t.rule for (_, rule), t in tuning.items() if rule == "twin" and t.rule]
@@ -172,14 +180,26 @@ def tune_methods(
         base, m = cfg.method_params.get(name, {}), METHODS[name]
         rules = fitted.rules(rule) if m.needs_predictor else {None: fitted.oof_easy}
         masks = list(rules.values())
+        policy = fitted.flip_label if m.needs_predictor else None
         key = config_key(
-            "tune", twin_key, name, m.defaults, base, m.grid, *masks, cfg.seed, *cache_tag(name)
+            "tune",
+            twin_key,
+            name,
+            m.defaults,
+            base,
+            m.grid,
+            *masks,
+            cfg.seed,
+            *cache_tag(name),
+            *([policy] if policy else []),
         )
         result = store.load_json(key)
         if result is None:
             start, trials = time.perf_counter(), []
             for r, easy in rules.items():
-                problem = Problem(data.x, labels, data.splits.train, h_f, k, easy)
+                problem = Problem(
+                    data.x, labels, data.splits.train, h_f, k, easy, flip_policy=policy
+                )
                 _, rows = twin_tune(name, base, m.grid, twin_model, problem, gold_probs, env)
                 trials += [{**t, "rule": r} if r else t for t in rows]
             best = choose_trial(trials, m.inert, tie_tolerance(len(h_f)))

@@ -67,12 +67,19 @@ class Data:
         """Softmax of `model` on pool ids `ids`, (len(ids), K)."""
         return predict(model, self.x, ids, device=self.device)
 
-    def problem(self, easy: np.ndarray | None = None, target: float | None = None) -> Problem:
-        """The real unlearning request (with the predicted-easy mask for TMU, and the forget
-        accuracy to stop at for a NAME+stop entry)."""
+    def problem(
+        self,
+        easy: np.ndarray | None = None,
+        target: float | None = None,
+        flip_policy: str | None = None,
+    ) -> Problem:
+        """The real unlearning request (with the predicted-easy mask and the twin's flip-label
+        policy for TMU, and the forget accuracy to stop at for a NAME+stop entry)."""
         s = self.splits
         k = self.pool.num_classes
-        return Problem(self.x, self.labels, s.retain, s.forget, k, easy, target)
+        return Problem(
+            self.x, self.labels, s.retain, s.forget, k, easy, target, flip_policy=flip_policy
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,6 +29,8 @@ class Problem:
     over `forget`; None otherwise.
     flip_labels: for such a method, the label each forget sample gets when it is flipped, instead
     of the method's own choice (None).
+    flip_policy: the flip-label policy the twin problem chose (`tmu.unlearn.flips`), for a method
+    told to use it.
     target_forget_acc: when set, the method stops training once its accuracy on `forget` is at or
     below it (the twin's estimate of gold's forget accuracy: a NAME+stop entry).
     """
@@ -42,6 +44,7 @@ class Problem:
     target_forget_acc: float | None = None
     flip_labels: np.ndarray | None = None  # per forget sample, the label a flip gives it (a
     # benchmark control's, e.g. gold's own class); None: the method's own choice
+    flip_policy: str | None = None  # the flip-label policy the twin chose (tmu.unlearn.flips)
 
 
 @dataclass(frozen=True)

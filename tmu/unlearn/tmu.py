@@ -10,25 +10,20 @@ them from D_r, as a retrained model would: on dev seeds 0-4 (mnist5k, random 10 
 30 %) rehearsing them cost agreement with gold, and so did a small retain draw
 (docs/benchmarks.md §6).
 
-The wrong label is, by `hard_label`: "random" (uniform over the other classes, the paper's
-choice) or "runner_up" (the original model's most probable wrong class: a gold model that gets a
-hard sample wrong tends to pick the confusable class, so this raises agreement with it). The
-twin-tuning grid lets the twin problem choose between them.
+The wrong label (the flip label) is, by `hard_label`, a policy of `tmu.unlearn.flips`:
+"runner_up" (the original model's most probable wrong class), "neighbours" (the class of the
+sample's nearest retained samples in the original's embedding), "random" (uniform over the other
+classes, the paper's choice), or "twin" (the default): whichever of runner-up and neighbours the
+twin found to land more often on its gold's class.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..training import Part, predict
-from .base import Method, random_wrong_labels
-
-
-def runner_up_labels(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The most probable class other than the true one, per row of `probs` (n, K)."""
-    masked = probs.copy()
-    masked[np.arange(len(labels)), labels] = -np.inf
-    return masked.argmax(1)
+from ..training import Part
+from .base import Method
+from .flips import FLIP_LABELS, runner_up_labels  # noqa: F401  (runner_up_labels: re-exported)
 
 
 class TMU(Method):
@@ -43,15 +38,15 @@ class TMU(Method):
         "sigma": 0.1,
         "oversample": 4,
         "retain_ratio": 10.0,
-        "hard_label": "runner_up",
+        "hard_label": "twin",
         "orphan_oversample": 4,
         "train_easy": False,
     }
     # Explicit points rather than a full product, to keep twin-tuning cheap; oversample 0 lets the
     # twin decide that flipping does more harm than good (a weak predictor, a tiny forget set).
-    # On mnist5k twins (random 10 % and sub-class 30 %, seeds 0-2, oversample 4 and 10), "runner_up"
-    # scored at least as well as "random" in all 12 pairs, so the default grid leaves "random" out;
-    # pass hard_label="random" for the paper's choice.
+    # The flip label is the twin's choice (hard_label="twin"); on mnist5k twins (random 10 % and
+    # sub-class 30 %, seeds 0-2), "runner_up" scored at least as well as "random" in all 12 pairs,
+    # so the twin does not consider "random": pass hard_label="random" for the paper's choice.
     grid = [{"oversample": 0}, {"oversample": 4}, {"oversample": 10}]
     inert = {"oversample": 0}
     needs_predictor = True
@@ -59,20 +54,16 @@ class TMU(Method):
 
     def flip_targets(self, original, problem, env) -> np.ndarray:
         """The label each forget sample gets when flipped: the problem's `flip_labels` when given
-        (a benchmark control), else by `hard_label`."""
+        (a benchmark control), else by `hard_label` (a key of `tmu.unlearn.flips.FLIP_LABELS`, or
+        "twin": the policy the twin chose, `problem.flip_policy`, runner-up without one)."""
         if problem.flip_labels is not None:
             return np.asarray(problem.flip_labels)
-        truth = problem.labels[problem.forget]
-        if self.params["hard_label"] == "random":
-            return random_wrong_labels(
-                truth, problem.num_classes, np.random.default_rng([env.seed, 0x7A])
-            )
-        if self.params["hard_label"] == "runner_up":
-            probs = predict(original, problem.x, problem.forget, device=env.device)
-            return runner_up_labels(probs, truth)
-        raise ValueError(
-            f"unknown hard_label {self.params['hard_label']!r}; valid: ['random', 'runner_up']"
-        )
+        policy = self.params["hard_label"]
+        if policy == "twin":
+            policy = problem.flip_policy or "runner_up"
+        if policy not in FLIP_LABELS:
+            raise ValueError(f"unknown hard_label {policy!r}; valid: {['twin', *FLIP_LABELS]}")
+        return FLIP_LABELS[policy](original, problem, env)
 
     def _split(self, problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks over the forget set: predicted easy, predicted hard, orphan (a class with no
