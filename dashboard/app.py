@@ -19,6 +19,7 @@ st.set_page_config(page_title="TMU Dashboard", page_icon=":material/psychology:"
 page = st.navigation(
     [
         st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
+        st.Page("pages/tour.py", title="Tour", icon=":material/school:"),
         st.Page("pages/forget.py", title="Forget set", icon=":material/content_cut:"),
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
         st.Page("pages/alignment.py", title="Alignment", icon=":material/track_changes:"),

@@ -21,7 +21,14 @@ from .artifacts import Store
 from .config import ConfigError, RunConfig, from_dict
 from .forget import FORGET_KINDS
 from .models import MODELS, RECIPES, apply_recipe
-from .scenarios import DEFAULT_SCENARIO, SCENARIOS, get_scenario, merge, scenario_values
+from .scenarios import (
+    DEFAULT_SCENARIO,
+    SCENARIOS,
+    get_scenario,
+    merge,
+    scenario_config,
+    scenario_values,
+)
 from .threads import share_cores
 from .unlearn import METHODS
 
@@ -331,6 +338,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Run a scenario's lesson runs into the store, as the dashboard's Tour will ask for them
+    (same job keys), so that in class every first click is served from the store."""
+    from .sweep import parse_seeds, run_jobs
+
+    get_scenario(args.scenario)
+    cfgs = [
+        scenario_config(args.scenario, seed, quick=args.quick) for seed in parse_seeds(args.seeds)
+    ]
+    store = Store(args.store)
+    queue = make_queue(args, store, args.workers)
+    start = time.monotonic()
+    failed = 0
+    for cfg, res in zip(cfgs, run_jobs(queue, cfgs)):
+        ok = not isinstance(res, str)
+        failed += not ok
+        print(
+            f"{args.scenario} seed {cfg.seed}: " + ("ready" if ok else f"failed: {res}"),
+            flush=True,
+        )
+    print(
+        f"prepared {len(cfgs) - failed} of {len(cfgs)} run(s) of {args.scenario} in "
+        f"{time.monotonic() - start:.0f} s; store: {store.root}"
+    )
+    return 1 if failed else 0
+
+
 def cmd_scenarios(args: argparse.Namespace) -> int:
     """One line per scenario (what the gold model does there); the default one says so."""
     for name, sc in SCENARIOS.items():
@@ -568,6 +602,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_methods)
     sc = sub.add_parser("scenarios", help="list the scenarios (run --scenario NAME)")
     sc.set_defaults(func=cmd_scenarios)
+    pr = sub.add_parser(
+        "prepare", help="store a scenario's runs before a lesson, as the dashboard's Tour asks"
+    )
+    pr.add_argument("--scenario", required=True, help=", ".join(SCENARIOS))
+    pr.add_argument("--seeds", default="0", help="comma list and ranges, e.g. 0-4 (default 0)")
+    pr.add_argument("--quick", action="store_true", help="the dashboard's quick profile")
+    pr.add_argument("--store", help="run store root: the dashboard's (default $TMU_HOME or ./runs)")
+    pr.add_argument("--workers", type=int, help="runs at once (local worker processes)")
+    add_backend_args(pr)
+    pr.set_defaults(func=cmd_prepare)
     b = sub.add_parser("benchmark", help="several seeds and settings, written as a markdown table")
     b.add_argument("--dataset", help="comma list of datasets (default mnist5k)")
     b.add_argument(
@@ -639,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.command in ("run", "sweep", "benchmark"):
+    if args.command in ("run", "sweep", "benchmark", "prepare"):
         share_cores()  # with every other tmu process on this machine (tmu.threads)
     try:
         return args.func(args)

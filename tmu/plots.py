@@ -338,6 +338,37 @@ def predictor_view(
     )
 
 
+def predictor_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float) -> go.Figure:
+    """The hardness predictor's ROC on the twin: out-of-fold p(hard) against "the twin's gold gets
+    the sample wrong" (the diagonal is chance)."""
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=[0, 1],
+                y=[0, 1],
+                mode="lines",
+                line=dict(color="#bbbbbb", dash="dot"),
+                showlegend=False,
+                hoverinfo="skip",
+            ),  # fmt: skip
+            go.Scatter(
+                x=fpr,
+                y=tpr,
+                mode="lines",
+                name=f"predictor (AUC {auc:.3f})",
+                line=dict(color=PALETTE[0]),
+            ),  # fmt: skip
+        ]
+    )
+    return fig.update_layout(
+        title="The predictor on the twin (held-out folds)",
+        xaxis=dict(title="easy samples called hard", range=[0, 1]),
+        yaxis=dict(title="hard samples called hard", range=[0, 1.02]),
+        height=320,
+        margin=dict(t=40, b=40, l=50, r=10),
+    )
+
+
 def mia_figure(report: dict, methods: list[str] | None = None) -> go.Figure:
     """Membership-inference figures on the forget set: member rate and AUC forget-vs-test, per
     model,

@@ -45,6 +45,7 @@ def predictor_arrays(result: Result) -> dict[str, np.ndarray]:
         "twin_features": twin.features,
         "twin_g": twin.labels,
         "twin_oof_easy": twin.predictor.oof_easy,
+        "twin_oof_proba": twin.predictor.oof_proba,
         "twin_features_scaled": twin.predictor.scaler.transform(twin.features),
     }
     decisions = result.decisions
@@ -56,6 +57,15 @@ def predictor_arrays(result: Result) -> dict[str, np.ndarray]:
             forget_features_scaled=twin.predictor.scaler.transform(decisions.features),
         )
     return {f"predictor/{k}": np.asarray(v) for k, v in arrays.items()}
+
+
+def flip_arrays(result: Result) -> dict[str, np.ndarray]:
+    """Each flipping method's flips on D_f: `NAME/flipped` (mask) and `NAME/flip_label`."""
+    out = {}
+    for name, u in result.unlearned.items():
+        if u.flips is not None:
+            out[f"{name}/flipped"], out[f"{name}/flip_label"] = map(np.asarray, u.flips)
+    return out
 
 
 RUN_FILES = ("config.json", "split.json", "predictions.npz", "report.json")  # + models/*.pt
@@ -98,9 +108,11 @@ def write_run(
     for stale in (out / "models").glob("*.pt"):
         if stale.stem not in models:
             stale.unlink(missing_ok=True)
-    arrays = {
-        f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()
-    } | predictor_arrays(result)
+    arrays = (
+        {f"{m}/{k}": v for m, sets in probs.items() for k, v in sets.items()}
+        | predictor_arrays(result)
+        | flip_arrays(result)
+    )
     atomic_write(out / "predictions.npz", _npz(arrays))
     if inspection is not None:
         atomic_write(out / "inspect.npz", _npz(inspection.to_arrays()))

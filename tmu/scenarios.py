@@ -111,3 +111,24 @@ def scenario_values(name: str, overrides: dict[str, Any] | None = None) -> dict[
     """RunConfig values of scenario `name` with `overrides` (the user's explicit options and
     `--set` values, nested) on top: a value the user gives always wins."""
     return merge(get_scenario(name).values, overrides or {})
+
+
+QUICK = {
+    "train": {"epochs": 2},
+    "twin": {"min_size": 50, "max_epochs": 2},
+    "predictor": {"epochs": 20, "folds": 2},
+}
+"""The quick profile (tests, live demos on slow machines): fewer epochs everywhere."""
+
+
+def scenario_config(
+    name: str, seed: int = 0, overrides: dict[str, Any] | None = None, quick: bool = False
+):
+    """The RunConfig of scenario `name` as the dashboard's Tour runs it and `python -m tmu
+    prepare` stores it (three gold seeds, the device chosen on the machine that runs it), so that
+    a prepared lesson is found by the same job key. `overrides` win (e.g. another forget set)."""
+    from .config import RunConfig, from_dict
+    from .models import apply_recipe
+
+    values = scenario_values(name, merge({"seed": seed, "gold_seeds": 3}, overrides or {}))
+    return from_dict(RunConfig, apply_recipe(merge(values, QUICK) if quick else values))

@@ -4,6 +4,7 @@
 * `data` — the pool, its one cached D / H / T split, class counts, images and thumbnails;
 * `forget` — the ForgetSpec of the widgets, its check against the split, the selection;
 * `scenario` — a `tmu.scenarios` entry as widget settings, and which one the settings still are;
+* `tour` — one run's story in seven steps, and the link that reproduces the Tour page;
 * `estimate` — the twin's estimate of how many forget samples gold gets wrong (a `JobKind`);
 * `embedding` — the embedding job (a `JobKind` registered here) and the selection's spread;
 * `runs` — the RunConfig of the settings, the job backend, this session's job, finished runs;
@@ -51,6 +52,9 @@ from .forget import (
     ids_from_selection,
     parse_id_list,
 )
+from . import tour
+from .tour import contrast_methods, tour_figures, tour_run
+from tmu.scenarios import get_scenario
 from .scenario import (
     apply_scenario,
     current_scenario,
@@ -87,6 +91,8 @@ from .runs import (
     current_job,
     current_run,
     device_options,
+    job_status,
+    submit_config,
     finished_runs,
     make_config,
     run_label,
@@ -123,6 +129,13 @@ from .state import (
 )
 
 __all__ = [
+    "tour",
+    "contrast_methods",
+    "tour_figures",
+    "tour_run",
+    "get_scenario",
+    "job_status",
+    "submit_config",
     "RECIPE_HELP",
     "apply_scenario",
     "current_scenario",

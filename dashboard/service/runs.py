@@ -12,7 +12,7 @@ from tmu.artifacts import default_root
 from tmu.config import ConfigError, RunConfig, from_dict
 from tmu.jobs import JobQueue, JobStatus, ProcessRunner, Runner
 from tmu.models import apply_recipe
-from tmu.scenarios import merge
+from tmu.scenarios import QUICK, merge
 from tmu.unlearn import METHODS
 
 from .data import dataset_label
@@ -20,12 +20,6 @@ from .forget import check_forget, forget_spec
 from .state import Key, State
 from .uploads import check_weights, weights_in_use
 
-QUICK = {
-    "train": {"epochs": 2},
-    "twin": {"min_size": 50, "max_epochs": 2},
-    "predictor": {"epochs": 20, "folds": 2},
-}
-"""The quick profile (tests, live demos on slow machines): fewer epochs everywhere."""
 
 _backends: dict[str, JobQueue] = {}  # by store root and backend settings
 _lock = threading.Lock()
@@ -155,6 +149,30 @@ def submit_run(state: State, be: JobQueue | None = None) -> tuple[str | None, st
     out = be.status(job_id).out_dir
     state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
     return job_id, None
+
+
+def submit_config(
+    state: State, cfg: RunConfig, be: JobQueue | None = None
+) -> tuple[str | None, str | None]:
+    """Submit a ready config (the Tour's) for this tab; (job id, None) or (None, message)."""
+    try:
+        be = be or backend()
+        job_id = be.submit(cfg, owner=state.get(Key.VISITOR))
+    except (ConfigError, ValueError, OSError) as err:  # QueueFull; OSError: the disk is full
+        return None, str(err)
+    out = be.status(job_id).out_dir
+    state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
+    return job_id, None
+
+
+def job_status(job_id: str | None, be: JobQueue | None = None) -> JobStatus | None:
+    """A job's status by id, or None (no id, or a job this server no longer knows)."""
+    if not job_id:
+        return None
+    try:
+        return (be or backend()).status(job_id)
+    except KeyError:
+        return None
 
 
 def current_job(state: State, be: JobQueue | None = None) -> JobStatus | None:

@@ -68,6 +68,13 @@ class Key:
     INSPECT_SELECTION = "insp.selection"  # ids picked in the embedding panels
     ATTR_IDS = "attr.ids"
     COMPARE_METRIC = "cmp.metric"
+    TOUR_SCENARIO = "w.tour_scenario"
+    TOUR_FORGET = "w.tour_forget"
+    TOUR_SEED = "w.tour_seed"
+    TOUR_METHOD = "w.tour_method"
+    TOUR_RUN = "tour.run"  # a finished run's id a link named (else the scenario's run)
+    TOUR_LINK = "tour.link"  # the query parameters last applied or written
+    TOUR_JOB = "tour.job"  # the Tour's run job
 
 
 FORGET_MODES = (
