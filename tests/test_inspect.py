@@ -433,3 +433,72 @@ def test_rewriting_a_folder_without_an_inspection_removes_the_old_one(folder, tm
     report, probs = evaluate_result(result)
     write_run(result, report, probs, again)
     assert not (again / "inspect.npz").exists() and load_run(again).inspect is None
+
+
+# ----------------------------------------------------------------------------- gap
+
+
+def hand_predictions():
+    """Four forget samples (ids 0..3), labels 0, 0, 1, 1; two golds, the original, a method."""
+    onehot = lambda rows: np.eye(2)[rows] * 0.9 + 0.05  # noqa: E731
+    split = {"forget": np.arange(4), "retain": np.array([4, 5]), "test": np.array([6, 7])}
+    preds = {
+        "original/forget": np.array([[0.99, 0.01], [0.6, 0.4], [0.01, 0.99], [0.2, 0.8]]),
+        "gold_0/forget": np.array([[0.1, 0.9], [0.6, 0.4], [0.01, 0.99], [0.8, 0.2]]),
+        "gold_1/forget": np.array([[0.3, 0.7], [0.6, 0.4], [0.01, 0.99], [0.6, 0.4]]),
+        "tmu/forget": onehot([1, 0, 1, 0]),
+    }
+    for m in ("original", "gold_0", "gold_1", "tmu"):
+        preds[f"{m}/retain"] = onehot([0, 1])
+        preds[f"{m}/test"] = onehot([0, 1]) if m != "tmu" else onehot([1, 1])
+    return preds, split, np.array([0, 0, 1, 1, 0, 1, 0, 1])
+
+
+def test_memorisation_is_the_originals_probability_minus_the_gold_ensembles():
+    from tmu.inspect.gap import by_memorisation, memorisation
+
+    preds, split, labels = hand_predictions()
+    mem = memorisation(preds, split, labels)
+    np.testing.assert_allclose(mem, [0.99 - 0.2, 0.0, 0.0, 0.8 - 0.3])
+    bins = by_memorisation(preds, split, labels, ["original", "tmu"])
+    # bins [-1, 0.1), [0.1, 0.3), [0.3, 0.6), [0.6, 1]: samples 1, 2 | - | 3 | 0
+    assert bins.counts.tolist() == [2, 0, 1, 1]
+    # gold ensemble: classes 1, 0, 1, 0; tmu: 1, 0, 1, 0 (agrees everywhere); original: 0, 0, 1, 1
+    np.testing.assert_allclose(bins.agreement["tmu"][[0, 3]], [1.0, 1.0])
+    np.testing.assert_allclose(bins.agreement["original"][[0, 3]], [1.0, 0.0])
+    assert np.isnan(bins.agreement["tmu"][1])
+    # memorised bin (sample 0): gold gets it wrong, the original right: delta +1; tmu like gold
+    np.testing.assert_allclose(bins.delta["original"][3], 1.0)
+    np.testing.assert_allclose(bins.delta["tmu"][3], 0.0)
+
+
+def test_membership_gaps_are_signed_against_the_golds_mean():
+    from tmu.inspect.gap import membership_gaps
+
+    report = {
+        "methods": ["tmu", "random_label"],
+        "models": {
+            "gold": [{"mia": {"forget_member_rate": 0.4}}, {"mia": {"forget_member_rate": 0.6}}],
+            "original": {"mia": {"forget_member_rate": 0.9}},
+            "tmu": {"mia": {"forget_member_rate": 0.5}},
+            "random_label": {"mia": {"forget_member_rate": 0.1}},
+        },
+    }
+    gaps = membership_gaps(report)
+    assert gaps == pytest.approx({"original": 0.4, "tmu": 0.0, "random_label": -0.4})
+
+
+@pytest.mark.slow
+def test_the_neighbourhood_is_stored_and_binned_by_distance(loaded, data):
+    from tmu.inspect.gap import by_distance, neighbourhood
+
+    near = loaded.inspect.neighbourhood
+    assert near is not None and len(near.ids) == len(near.distance)
+    reference = np.union1d(loaded.split["retain"], loaded.split["test"])
+    assert np.isin(near.ids, reference).all() and (near.distance >= 0).all()
+    again = neighbourhood(data)
+    np.testing.assert_array_equal(again.ids, near.ids)
+    np.testing.assert_allclose(again.distance, near.distance, atol=1e-5)
+    bins = by_distance(loaded.predictions, loaded.split, data.labels, near, ["finetune"])
+    assert bins.counts.sum() == len(near.ids) and abs(bins.counts[0] - bins.counts[-1]) <= 2
+    assert ((bins.agreement["finetune"] >= 0) & (bins.agreement["finetune"] <= 1)).all()

@@ -55,6 +55,21 @@ CAPTIONS = {
         "level (gold band), not at the original's."
     ),
     "compare": "Aligned with gold: a bar at or below the red gold-vs-gold noise floor.",
+    "gap_memorisation": (
+        "Forget samples binned by memorisation: the original's probability of the training label "
+        "minus the gold ensemble's. High: only seeing the sample taught it, the samples unlearning "
+        "must move; low: the rest of the data teaches it too. Against the gold ensemble."
+    ),
+    "gap_distance": (
+        "Retained and test samples binned by their distance to the nearest forget sample in the "
+        "original's features: unlearning that leaks into the neighbours of D_f shows as lower "
+        "agreement in the nearest quarter. Against the gold ensemble."
+    ),
+    "membership_two_sided": (
+        "Loss-threshold member rate on D_f minus the gold models' mean: a forget set that looks "
+        "less like training data than under a retrained model is over-forgotten, and an attacker "
+        "sees that too."
+    ),
     "prediction_matrix": (
         "Aligned with gold: every sample on the diagonal (green), where the model predicts "
         "gold's own class; rows are the gold ensemble's class. Unlearning that only drives "
@@ -335,6 +350,51 @@ def predictor_view(
         title="Predictor view: hardness features (scaled)",
         height=380,
         margin=dict(t=60, b=40, l=40, r=10),
+    )
+
+
+def gap_bins(bins, metric: str = "agreement") -> go.Figure:
+    """`tmu.inspect.GapBins` as grouped bars: per bin (with its sample count), each model's
+    agreement with the gold ensemble, or its accuracy gap to it (`metric="delta"`)."""
+    values = bins.agreement if metric == "agreement" else bins.delta
+    x = [f"{name} ({n})" for name, n in zip(bins.labels, bins.counts)]
+    fig = go.Figure(
+        [
+            go.Bar(x=x, y=v, name=m, marker_color=ORIGINAL if m == "original" else _color(i))
+            for i, (m, v) in enumerate(values.items())
+        ]
+    )
+    title = "agreement with gold" if metric == "agreement" else "accuracy − gold's"
+    return fig.update_layout(
+        barmode="group",
+        title=f"{title}, by {bins.by}",
+        yaxis=dict(title=title, range=[0, 1.05] if metric == "agreement" else None),
+        xaxis_title=f"{bins.by} (samples)",
+        height=340,
+        margin=dict(t=40, b=40, l=50, r=10),
+    )
+
+
+def membership_two_sided(gaps: dict[str, float]) -> go.Figure:
+    """Each model's member rate on D_f minus gold's: above 0 the forget set still looks like
+    training data (under-forgetting), below 0 less so than under a retrained model
+    (over-forgetting)."""
+    names = list(gaps)
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[gaps[n] for n in names],
+            marker_color=[PALETTE[3] if gaps[n] < 0 else PALETTE[1] for n in names],
+            text=[f"{gaps[n]:+.2f}" for n in names],
+            textposition="outside",
+        )
+    )
+    fig.add_hline(y=0, line=dict(color=GOLD, width=3), annotation_text="gold")
+    return fig.update_layout(
+        title="Membership on D_f against gold's: above = under-forgotten, below = over-forgotten",
+        yaxis_title="member rate − gold's",
+        height=320,
+        margin=dict(t=50, b=40, l=50, r=10),
     )
 
 

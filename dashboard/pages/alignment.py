@@ -139,6 +139,21 @@ if flips:
         + "."
     )
 
+st.subheader("Where the gap lives")
+mem, dist, member = service.gap_views(lr, [method])
+c1, c2 = st.columns(2)
+with c1:
+    st.plotly_chart(plots.gap_bins(mem), key="gap.memorisation")
+    ui.caption("gap_memorisation")
+with c2:
+    if dist is None:
+        st.info("This run was stored before the distance view existed.")
+    else:
+        st.plotly_chart(plots.gap_bins(dist), key="gap.distance")
+        ui.caption("gap_distance")
+
 st.subheader("Membership inference")
+st.plotly_chart(plots.membership_two_sided(member), key="mia.two_sided")
+ui.caption("membership_two_sided")
 st.plotly_chart(plots.mia_figure(report), key="mia")
 ui.caption("mia")

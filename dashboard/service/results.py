@@ -173,3 +173,17 @@ def export_json(report: dict) -> str:
 
 def export_csv(report: dict) -> str:
     return compare_table(report).to_csv(index=False)
+
+
+def gap_views(lr, methods: list[str]):
+    """Where the gap lives for `methods` (the original first): (GapBins by memorisation on D_f,
+    GapBins by distance to D_f or None for a run stored before the view existed, the two-sided
+    membership gaps)."""
+    from tmu.inspect import by_distance, by_memorisation, membership_gaps
+
+    models = ["original", *methods]
+    y = lr.dataset.tensors[1].numpy()
+    mem = by_memorisation(lr.predictions, lr.split, y, models)
+    near = lr.inspect.neighbourhood if lr.inspect is not None else None
+    dist = by_distance(lr.predictions, lr.split, y, near, models) if near is not None else None
+    return mem, dist, membership_gaps(lr.report)

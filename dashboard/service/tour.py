@@ -442,7 +442,7 @@ def tour_figures(lr, contrast: str) -> dict[str, list[tuple[str, Any]]]:
     from tmu import plots
 
     from .data import images, pool
-    from .results import predictor_arrays, quadrant_fractions, quadrant_ids
+    from .results import gap_views, predictor_arrays, quadrant_fractions, quadrant_ids
 
     report, dataset = lr.report, lr.config.dataset
     forget = lr.split["forget"]
@@ -483,6 +483,9 @@ def tour_figures(lr, contrast: str) -> dict[str, list[tuple[str, Any]]]:
         out["7"] = [
             ("chart", plots.per_class_accuracy(report, "forget", methods=["tmu", contrast])),
             ("chart", plots.quadrant_table(quadrant_fractions(quads), len(forget))),
-            ("chart", plots.mia_figure(report, methods=["tmu", contrast])),
         ]
+        mem, dist, member = gap_views(lr, ["tmu", contrast])
+        out["7"] += [("chart", plots.gap_bins(mem))]
+        out["7"] += [("chart", plots.gap_bins(dist))] if dist is not None else []
+        out["7"] += [("chart", plots.membership_two_sided(member))]
     return out

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from dash_helpers import ROOT
 
 APP = str(ROOT / "dashboard" / "app.py")
-PAGES = ["data", "forget", "run", "alignment", "inspect", "attributions", "compare"]
+PAGES = ["data", "tour", "forget", "run", "alignment", "inspect", "attributions", "compare"]
 
 
 def app() -> AppTest:
@@ -39,6 +39,7 @@ def test_pages_without_a_run(tmp_path, monkeypatch, tmu_home):
     "page, charts",
     [
         ("data", 1),
+        ("tour", 0),  # the default scenario's run is not stored: a Run button
         ("forget", 0),
         ("run", 0),
         ("alignment", 7),
@@ -168,8 +169,10 @@ def test_the_regime_is_set_on_the_data_page(tiny_run):
     assert int(holdout) == round(0.4 * 1797)  # digits: a smaller D, more held out
 
 
-def test_alignment_shows_the_twin_fit_and_the_flips(tiny_run):
+def test_alignment_shows_the_twin_fit_the_flips_and_where_the_gap_lives(tiny_run):
     at = goto(app(), "alignment")
+    assert any(h.value == "Where the gap lives" for h in at.subheader)
+    assert len(at.get("plotly_chart")) >= 10  # seven before, plus two gap views and two-sided MIA
     assert any(h.value == "Does the twin mirror the original?" for h in at.subheader)
     labels = [m.label for m in at.metric]
     assert {"Original fits D", "Original fits D_f", "Twin model fits H_f"} <= set(labels)

@@ -7,6 +7,9 @@ without D_f): the library half of the dashboard's inspection pages. Pure numpy/t
 * `cka`: layer-wise linear CKA of original and unlearned models to gold, and gold-vs-gold.
 * `attack`: membership inference (loss-threshold sweep, per-class threshold, offline LiRA with
   gold as OUT references), per model, with D_f's easy and hard parts apart.
+* `gap`: where the gap to gold lives: agreement and accuracy gap binned by memorisation (D_f) and
+  by distance to D_f (its nearest retained and test samples: `Neighbourhood`, stored), and the
+  two-sided membership score.
 
 A job computes the `Inspection` once, after evaluation (`tmu.runs.run_to_folder`), and stores it
 as `inspect.npz` in the run folder (`to_arrays` gives its keys) with its headline numbers under
@@ -25,6 +28,14 @@ import numpy as np
 from .attack import Attacks, ClassThreshold, Lira, LossSweep, ModelAttack, attacks
 from .cka import CkaTable, cka_table, linear_cka
 from .embedding import Embedding, project_embeddings
+from .gap import (
+    GapBins,
+    Neighbourhood,
+    by_distance,
+    by_memorisation,
+    membership_gaps,
+    neighbourhood,
+)
 from .matrix import PredictionMatrix, prediction_matrix
 from .source import RunData
 from .store import InspectionFormatError, need, pack, unpack
@@ -58,6 +69,7 @@ class Inspection:
     attacks: Attacks
     settings: Settings = field(default_factory=Settings)
     seconds: float = 0.0
+    neighbourhood: Neighbourhood | None = None  # absent from a folder made before it existed
 
     def summary(self) -> dict:
         """JSON-able headline numbers (what `report["inspect"]` holds): CKA to gold per block
@@ -100,6 +112,8 @@ class Inspection:
             out |= pack(v, f"attack/{i}", skip=("sweep", "per_class", "lira"))
             out |= pack(v.sweep, f"attack/{i}/sweep") | pack(v.per_class, f"attack/{i}/per_class")
             out |= pack(v.lira, f"attack/{i}/lira") if v.lira is not None else {}
+        if self.neighbourhood is not None:
+            out |= pack(self.neighbourhood, "neighbourhood")
         return out
 
     @classmethod
@@ -130,6 +144,9 @@ class Inspection:
             unpack(Attacks, arrays, "attack", views=tuple(views)),
             unpack(Settings, arrays, "settings"),
             float(need(arrays, "seconds")),
+            unpack(Neighbourhood, arrays, "neighbourhood")
+            if "neighbourhood/ids" in arrays
+            else None,
         )
 
 
@@ -144,9 +161,10 @@ def inspect_data(data: RunData, settings: Settings | None = None) -> Inspection:
     embedding = project_embeddings(data, max_points=settings.max_points, align=settings.align)
     table = cka_table(data, max_samples=settings.cka_samples)
     att = attacks(data, n_thresholds=settings.thresholds, alpha=settings.alpha)
+    near = neighbourhood(data)
     seconds = time.perf_counter() - start
     logger.info("inspection views: %.1f s", seconds)
-    return Inspection(embedding, table, att, settings, seconds)
+    return Inspection(embedding, table, att, settings, seconds, near)
 
 
 def compute(run, *, device: str = "cpu", settings: Settings | None = None) -> Inspection:
@@ -165,6 +183,12 @@ __all__ = [
     "Attacks",
     "CkaTable",
     "Embedding",
+    "GapBins",
+    "Neighbourhood",
+    "by_distance",
+    "by_memorisation",
+    "membership_gaps",
+    "neighbourhood",
     "Inspection",
     "InspectionFormatError",
     "ModelAttack",
