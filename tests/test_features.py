@@ -228,3 +228,17 @@ def test_iqr_scaler_custom_whisker():
 def test_iqr_scaler_unfitted():
     with pytest.raises(RuntimeError, match="IQRScaler is not fitted; call fit"):
         IQRScaler().transform(np.zeros((2, 3)))
+
+
+def test_leave_one_out_skips_each_querys_own_reference():
+    from tmu.features.distance import knn_class_distance
+
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [1.0, 0.0]])
+    labels = np.array([0, 0, 0, 0])
+    plain = knn_class_distance(emb, labels, emb, labels, k=1)
+    assert np.allclose(plain, 0.0)  # each query's nearest reference is itself
+    loo = knn_class_distance(emb, labels, emb, labels, k=1, leave_one_out=True)
+    # sample 0's nearest other is its duplicate 3 (0); sample 1's is 2 (|(0,1)-(0.6,0.8)|)
+    assert loo[0] == pytest.approx(0.0) and loo[1] == pytest.approx(np.hypot(0.6, 0.2))
+    lone = knn_class_distance(emb[:1], labels[:1], emb[:1], labels[:1], k=3, leave_one_out=True)
+    assert lone.tolist() == [2.0]  # alone in its class: the largest distance

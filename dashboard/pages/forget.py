@@ -56,14 +56,43 @@ def embedding_tab() -> None:
         "Projection", list(projections), horizontal=True, key=Key.EMBED_PROJECTION
     )
     options = service.color_options(lr, dataset, seed)
+    hard_job, hard = service.hardness_map(state)
+    if hard is not None:
+        options.insert(1, "hardness")
     if state.get(Key.EMBED_COLOR) not in options:
         state[Key.EMBED_COLOR] = "class"
     color = c2.selectbox(
-        "Colour by", options, format_func=service.COLOR_BY.get, key=Key.EMBED_COLOR
+        "Colour by",
+        options,
+        format_func=service.COLOR_BY.get,
+        key=Key.EMBED_COLOR,
+        help="**Paint the twin's p(hard)** colours every training sample by how likely a "
+        "retrained model gets it wrong, from the twin alone (no gold model).",
     )
+    if hard is None:
+        busy = hard_job is not None and hard_job.active
+        st.button(
+            "Paint the twin's p(hard)",
+            disabled=busy,
+            on_click=lambda: service.hardness_map(state, submit=True),
+            help="Train (or load) the original and the twin, then colour the embedding by the "
+            "twin predictor's p(hard): the atypical samples a retrained model would miss.",
+        )
+        if busy:
+
+            @st.fragment(run_every=1.0)
+            def wait_for_hardness():
+                j, h = service.hardness_map(state)
+                st.progress(j.fraction, text=f"Painting p(hard): {j.stage or 'queued'}")
+                if h is not None or not j.active:
+                    st.rerun()
+
+            wait_for_hardness()
     xy = emb[projections[projection]]
     if color == "class":
         groups, names, colors = emb["labels"], info.classes, None
+    elif color == "hardness":
+        groups, names, colors = service.hardness_groups(hard, emb["ids"])
     else:
         groups, names = service.forget_status(lr, emb["ids"], color)
         colors = service.STATUS_COLORS

@@ -40,7 +40,15 @@ from .embedding import (
     embedding_task,
     selection_spread,
 )
-from .estimate import ESTIMATE, estimate, estimate_config, estimate_task
+from .estimate import (
+    ESTIMATE,
+    estimate,
+    estimate_config,
+    estimate_task,
+    hardness_config,
+    hardness_groups,
+    hardness_map,
+)
 from .forget import (
     ForgetCheck,
     add_ids,
@@ -163,6 +171,9 @@ __all__ = [
     "estimate",
     "estimate_config",
     "estimate_task",
+    "hardness_config",
+    "hardness_groups",
+    "hardness_map",
     "COLOR_BY",
     "STATUS_COLORS",
     "color_options",

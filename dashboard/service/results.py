@@ -63,6 +63,7 @@ def gold_right(lr, which: str = "forget") -> np.ndarray:
 
 COLOR_BY = {
     "class": "class",
+    "hardness": "the twin's p(hard): where a retrained model would likely be wrong",
     "gold": "gold right / wrong on the last run's D_f",
     "agreement": "TMU agrees with gold on the last run's D_f",
 }

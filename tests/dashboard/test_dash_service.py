@@ -209,3 +209,23 @@ def test_the_default_settings_are_the_default_scenario(tmu_home, monkeypatch):
     state = {}
     service.init_state(state)
     assert service.current_scenario(state) == DEFAULT_SCENARIO
+
+
+def test_the_twins_hardness_map_paints_every_training_sample(tmu_home):
+    """Before any selection or run: the twin predictor's p(hard) of all of D, no gold model."""
+    from dashboard import service
+
+    state = tiny_state()
+    state["w.forget_mode"] = "point and click"  # nothing selected yet
+    be = service.backend(tmu_home)
+    job, hard = service.hardness_map(state, be, submit=True)
+    job = be.wait(job.id, timeout=240)
+    assert job.state == "done", job.error
+    _, hard = service.hardness_map(state, be)
+    train = service.roles("digits", 0)[0]
+    assert np.array_equal(hard["ids"], train)
+    assert ((hard["p_hard"] >= 0) & (hard["p_hard"] <= 1)).all() and hard["p_hard"].std() > 0
+    groups, names, colors = service.hardness_groups(hard, train[:50])
+    assert len(names) == len(colors) == 4 and set(groups) <= {0, 1, 2, 3}
+    cfg = service.hardness_config(state)
+    assert cfg.forget == "random:0.1" and cfg.methods == ("tmu",) and cfg.gold_seeds == 2

@@ -27,3 +27,4 @@ class FeatureContext:
     device: torch.device
     config: FeatureConfig = FeatureConfig()
     reference_embedding: np.ndarray | None = None  # model.embed of `reference`, when already known
+    leave_one_out: bool = False  # the query ids are in `reference` too: each leaves itself out

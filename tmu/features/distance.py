@@ -15,10 +15,12 @@ def knn_class_distance(
     ref_emb: np.ndarray,
     ref_labels: np.ndarray,
     k: int,
+    leave_one_out: bool = False,
 ) -> np.ndarray:
     """Mean L2 distance from each L2-normalised query embedding to its k nearest same-class
     references (fewer when the class has fewer than k references; NaN-free: a class with no
-    reference gets the largest possible distance, 2)."""
+    reference gets the largest possible distance, 2). With `leave_one_out` every query is one of
+    the references and its nearest (itself) is skipped."""
     q = torch.nn.functional.normalize(torch.as_tensor(query_emb, dtype=torch.float32), dim=1)
     r = torch.nn.functional.normalize(torch.as_tensor(ref_emb, dtype=torch.float32), dim=1)
     out = np.full(len(q), 2.0)
@@ -27,7 +29,11 @@ def knn_class_distance(
         if len(ri) == 0:
             continue
         d = torch.cdist(q[qi], r[ri])
-        out[qi] = d.topk(min(k, len(ri)), dim=1, largest=False).values.mean(dim=1).numpy()
+        skip = int(leave_one_out)
+        if len(ri) <= skip:
+            continue
+        nearest = d.topk(min(k + skip, len(ri)), dim=1, largest=False).values[:, skip:]
+        out[qi] = nearest.mean(dim=1).numpy()
     return out
 
 
@@ -37,4 +43,6 @@ def distance_feature(ctx: FeatureContext) -> np.ndarray:
     r = ctx.reference_embedding
     if r is None:
         r = embed(ctx.model, ctx.x, ctx.reference, device=ctx.device)
-    return knn_class_distance(q, ctx.labels[ctx.query], r, ctx.labels[ctx.reference], ctx.config.k)
+    return knn_class_distance(
+        q, ctx.labels[ctx.query], r, ctx.labels[ctx.reference], ctx.config.k, ctx.leave_one_out
+    )

@@ -38,7 +38,7 @@ from .stages import (
     train_original,
     unlearn,
 )
-from .twin_problem import decide, prepare_twin, tune_methods, twin_features
+from .twin_problem import decide, hardness, prepare_twin, tune_methods, twin_features
 from .values import Data, Decisions, Fitted, Result, StageProgress, Trained, Tuning, Twin, Unlearned
 
 
@@ -71,6 +71,7 @@ __all__ = [
     "base_key",
     "decide",
     "execute",
+    "hardness",
     "gold_seed",
     "load_data",
     "method_entries",

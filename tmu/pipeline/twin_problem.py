@@ -244,3 +244,24 @@ def decide(cfg: RunConfig, data: Data, original: nn.Module, twin: Twin) -> Decis
     masks = {r: predictor.decide(proba, r) & ~orphan for r in rules if r != "twin"}
     easy = masks.get(predictor.rule)
     return Decisions(feats, proba, easy, time.perf_counter() - start, predictor.rule, masks)
+
+
+def hardness(cfg: RunConfig, data: Data, original: nn.Module, twin: Twin) -> np.ndarray:
+    """The twin predictor's p(hard) for every training sample (D, in `data.splits.train` order),
+    each described as if it alone were forgotten (its distance feature leaves itself out): where
+    a retrained model would likely be wrong, before any forget set is chosen. No gold model."""
+    s = data.splits
+    ctx = FeatureContext(
+        original,
+        twin.curriculum,
+        data.x,
+        data.labels,
+        s.train,
+        s.train,
+        data.device,
+        cfg.features,
+        reference_embedding=twin.train_embedding,
+        leave_one_out=True,
+    )
+    proba, _ = twin.predictor.predict(compute_features(ctx, cfg.features.features))
+    return 1.0 - proba
