@@ -63,3 +63,38 @@ def test_click_a_prediction_matrix_cell(tiny_run, tmu_home, tmp_path):
         idle(page)
         shown = page.locator("[data-testid='stImage'], [data-testid='stImageContainer']")
         assert shown.count() >= min(n, 40) > 0
+
+
+def tour_texts(page, url: str) -> list[str]:
+    """Open `url` in `page`, wait for the Tour's last step, return its headings and texts."""
+    page.goto(url)
+    page.get_by_text("7. The result", exact=True).wait_for(timeout=90_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    idle(page)
+    main = page.locator("[data-testid='stMain']")  # the page, not the sidebar
+    heads = main.locator("h3").all_inner_texts()
+    steps = main.locator("[data-testid='stMarkdownContainer'] p").all_inner_texts()
+    return [h for h in heads if h[:1].isdigit()] + steps
+
+
+def test_a_tour_link_reproduces_the_same_page_in_a_fresh_browser(tiny_run, tmu_home, tmp_path):
+    """Open a Tour link, walk its seven steps, then open the address the page shows in another
+    browser: the same steps with the same numbers."""
+    env = {**TINY_ENV, "TMU_HOME": str(tmu_home)}
+    run_id = Path(tiny_run).name
+    with streamlit_app(env, tmp_path / "streamlit.log") as (url, _):
+        with browser_page() as page:
+            first = tour_texts(page, f"{url}/tour?run={run_id}&method=random_label")
+            shown = page.url
+        assert [t for t in first if t[:1].isdigit()] == [
+            "1. What was asked",
+            "2. What the gold model does",
+            "3. Why not zero",
+            "4. The twin problem",
+            "5. What the twin learns",
+            "6. The flips",
+            "7. The result",
+        ]
+        assert f"run={run_id}" in shown and "method=random_label" in shown
+        with browser_page() as fresh:
+            assert tour_texts(fresh, shown) == first
