@@ -29,6 +29,7 @@ from dash_browser import PAGES, browser_page, goto_page, idle, streamlit_app  # 
 
 MARKERS = {
     "Data": ".js-plotly-plot",
+    "Tour": ".js-plotly-plot",
     "Forget set": "[data-testid='stAlert']",
     "Run": "[data-testid='stButton']",
     "Alignment": ".js-plotly-plot",

@@ -341,6 +341,7 @@ def fake_result(names, seed=0):
         ),
         twin=None,
         decisions=None,
+        unlearned={},
         models=lambda: {n: tiny(seed) for n in names},
     )
 

@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
 ]
 PAGES = {
     "Data": "data",
+    "Tour": "tour",
     "Forget set": "forget",
     "Run": "run",
     "Alignment": "alignment",
