@@ -448,10 +448,12 @@ def run_benchmark(
             "estimate of gold's; TMU is always twin-tuned. A `*` class is 1, 3, 5, 7, 9, 0, 2, 4, "
             "6, 8 for seeds 0..9 (mod 10), so ten consecutive seeds cover every class once. Paired "
             "tables: TMU's figure minus the other model's, seed by seed, with a 95 % "
-            "percentile-bootstrap interval of the mean (10,000 resamples). Controls re-run TMU "
-            "with its chosen hyper-parameters and another easy / hard mask: a random one with "
-            "as many hard samples, and the gold ensemble's (an oracle that reads gold: a "
-            "ceiling, never a method).",
+            "percentile-bootstrap interval of the mean (10,000 resamples), TMU's wins / ties / "
+            "seeds and a two-sided sign test. Gap closed: 1 − \\|Δ_f\\| / the original's. "
+            "Controls run TMU's step at one fixed strength (oversample 10) with other masks: "
+            "random flips (as many as the rate rule), oracle flips (the gold ensemble's wrong "
+            "set, TMU's flip label) and the label oracle (the same set flipped to gold's class); "
+            "the oracles read gold: ceilings, never methods.",
             "",
             *sections,
         ]
