@@ -1,7 +1,10 @@
 """GPU benchmark of the fast path (bf16 autocast, channels-last, the uint8 pool on the device,
 augmentation on the device); under five minutes on one CUDA GPU.
 
-    python scripts/gpu_bench.py [--quick] [--json PATH]
+    python scripts/gpu_bench.py [--quick] [--json PATH] [--deadline S] [--parts a,b]
+
+On a lent GPU, run it through `bash scripts/gpu_run.sh` (docs/gpu.md): carried wheels, an import
+check, and everything in $OUT.
 
 Measures:
 1. training throughput (images/s) of every registry model through `tmu.training.fit`, on
@@ -11,8 +14,9 @@ Measures:
 3. the whole pipeline (`tmu.runs.run_to_folder`) on mnist5k (cnn) and on a 50,000-image
    synthetic CIFAR-like set (resnet9 and its recipe), 3 gold seeds each, with per-stage seconds;
 4. the peak GPU memory of each (`torch.cuda.max_memory_allocated`).
-Prints markdown tables with the device name; `--json PATH` writes every figure. `--quick` is a
-smaller smoke run. Without a CUDA GPU it exits with code 2 and one line; `--cpu-smoke` runs the
+Each part is guarded (an error is recorded, the next part runs); `--json PATH` is rewritten after
+every part; parts not started `--deadline` seconds in are skipped; the markdown tables with the
+device name are printed at the end whatever happened. `--quick` is a smaller run. Without a CUDA GPU it exits with code 2 and one line; `--cpu-smoke` runs the
 script's own logic at toy sizes on the CPU instead (for testing the script; its numbers mean
 nothing). No downloads: the synthetic set is registered in `tmu.data.DATASETS` at run time.
 """
@@ -28,6 +32,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -50,11 +55,26 @@ class Sizes:
     train: dict  # pipeline train overrides on top of each model's recipe
     gold_seeds: int
     methods: tuple[str, ...] | None  # None: the RunConfig default
+    overrides: dict = dataclasses.field(default_factory=dict)  # more RunConfig values
 
 
 FULL = Sizes(50_000, 512, None, {}, 3, None)
 QUICK = Sizes(10_000, 512, 2, {"epochs": 2}, 1, None)
-CPU_SMOKE = Sizes(400, 16, 1, {"epochs": 1, "batch_size": 64}, 1, ("tmu", "finetune"))
+CPU_SMOKE = Sizes(
+    128,
+    16,
+    1,
+    # the GPU-only branches, forced on the CPU: bf16 autocast, channels-last
+    {"epochs": 1, "batch_size": 64, "amp": "bf16", "channels_last": "on"},
+    1,
+    ("tmu", "finetune"),
+    {
+        "twin": {"min_size": 40, "max_epochs": 1},
+        "predictor": {"epochs": 10, "folds": 2},
+        "features": {"features": ["DF", "CF"]},
+        "split": {"holdout": 0.1, "test": 0.1},
+    },
+)
 
 
 def say(text: str) -> None:
@@ -191,6 +211,7 @@ def pipeline(dataset: str, model: str, sizes: Sizes, device, tmp: Path) -> dict:
     from tmu.runs import run_to_folder
 
     values = {"dataset": dataset, "model": model, "gold_seeds": sizes.gold_seeds}
+    values.update(sizes.overrides)
     values["device"] = device.type
     values.update({"methods": list(sizes.methods)} if sizes.methods else {})
     values.update({"train": dict(sizes.train)} if sizes.train else {})
@@ -226,76 +247,162 @@ def pipeline(dataset: str, model: str, sizes: Sizes, device, tmp: Path) -> dict:
 
 
 def markdown(result: dict) -> str:
-    """The result as markdown tables."""
+    """What the result holds as markdown tables; a part that failed or was skipped says so."""
 
     def gib(v):
         return "-" if v is None else f"{v:.2f}"
 
     lines = [f"device: {result['device']} (torch {result['torch']}, mode {result['mode']})", ""]
-    lines += ["| training throughput | batch | images/s | peak GiB |", "|---|---:|---:|---:|"]
-    for t in result["throughput"]:
+    if result.get("throughput"):
+        lines += ["| training throughput | batch | images/s | peak GiB |", "|---|---:|---:|---:|"]
+        for t in result["throughput"]:
+            lines.append(
+                f"| {t['model']} | {t['batch']} | {t['images_per_s']:,.0f} | {gib(t['peak_gib'])} |"
+            )
+    if result.get("gold_retrain"):
+        g = result["gold_retrain"]
+        lines += ["", "| gold retrain | images x epochs | seconds | images/s | peak GiB |"]
+        lines += ["|---|---:|---:|---:|---:|"]
         lines.append(
-            f"| {t['model']} | {t['batch']} | {t['images_per_s']:,.0f} | {gib(t['peak_gib'])} |"
+            f"| {g['model']} | {g['images']:,} x {g['epochs']} | {g['seconds']:.1f} | "
+            f"{g['images_per_s']:,.0f} | {gib(g['peak_gib'])} |"
         )
-    g = result["gold_retrain"]
-    lines += ["", "| gold retrain | images x epochs | seconds | images/s | peak GiB |"]
-    lines += ["|---|---:|---:|---:|---:|"]
-    lines.append(
-        f"| {g['model']} | {g['images']:,} x {g['epochs']} | {g['seconds']:.1f} | "
-        f"{g['images_per_s']:,.0f} | {gib(g['peak_gib'])} |"
-    )
-    lines += ["", "| pipeline | model | epochs | gold seeds | seconds | gold s | peak GiB | "]
-    lines[-1] += "original test acc |"
-    lines += ["|---|---|---:|---:|---:|---:|---:|---:|"]
-    for p in result["pipeline"]:
-        lines.append(
-            f"| {p['dataset']} | {p['model']} | {p['epochs']} | {p['gold_seeds']} | "
-            f"{p['seconds']:.1f} | {p['gold_seconds']:.1f} | {gib(p['peak_gib'])} | "
-            f"{p['original_test_acc']:.3f} |"
-        )
-    for p in result["pipeline"]:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in p["stages"].items())
-        lines += ["", f"{p['dataset']} stages (s): {stages}"]
+    pipelines = [result[k] for k in PIPELINES if result.get(k)]
+    if pipelines:
+        lines += ["", "| pipeline | model | epochs | gold seeds | seconds | gold s | peak GiB | "]
+        lines[-1] += "original test acc |"
+        lines += ["|---|---|---:|---:|---:|---:|---:|---:|"]
+        for p in pipelines:
+            lines.append(
+                f"| {p['dataset']} | {p['model']} | {p['epochs']} | {p['gold_seeds']} | "
+                f"{p['seconds']:.1f} | {p['gold_seconds']:.1f} | {gib(p['peak_gib'])} | "
+                f"{p['original_test_acc']:.3f} |"
+            )
+        for p in pipelines:
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in p["stages"].items())
+            lines += ["", f"{p['dataset']} stages (s): {stages}"]
+    for part, error in result.get("errors", {}).items():
+        lines += ["", f"**{part} failed**: {error}"]
+    if result.get("skipped"):
+        lines += ["", f"skipped (past the deadline): {', '.join(result['skipped'])}"]
     return "\n".join(lines)
 
 
-def run(sizes: Sizes, mode: str, device) -> dict:
-    """Every measurement at `sizes` on `device`."""
-    from tmu.data import DATASETS
-    from tmu.models import MODELS, device_label
-    from tmu.pipeline import pool_inputs
+PIPELINES = {"pipeline_mnist5k": ("mnist5k", "cnn"), "pipeline_synthetic": (SYNTHETIC, "resnet9")}
 
-    random = random_cifar(sizes.images)
-    x, y = pool_inputs(random, device), random.y.numpy()
+
+def parts(sizes: Sizes, device, tmp: Path) -> list[tuple[str, Callable[[], object]]]:
+    """The measurements in order, each a (name, thunk); each guarded on its own by `run`."""
+    from tmu.data import DATASETS
+    from tmu.models import MODELS
+
+    def pool(p):
+        return encode_pool(p.x) if FORCE_UINT8[0] else pool_inputs(p, device)
+
+    def every_throughput():
+        random = random_cifar(sizes.images)
+        x, y, out = pool(random), random.y.numpy(), []
+        for name in MODELS:
+            out.append(throughput(name, x, y, sizes.batch, device))
+            say(f"throughput {name}: {out[-1]['images_per_s']:,.0f} images/s")
+        return out
+
+    def retrain():
+        synthetic = synthetic_cifar(sizes.images)
+        return gold_retrain(pool(synthetic), synthetic.y.numpy(), device, sizes.gold_epochs)
+
+    def whole(dataset: str, model: str):
+        import tmu.pipeline.stages as stages
+
+        DATASETS[SYNTHETIC] = lambda root, download: synthetic_cifar(sizes.images)
+        if FORCE_UINT8[0]:  # the CPU smoke: the pipeline's pool as uint8 codes, as on a GPU
+            stages.pool_inputs = lambda p, device: encode_pool(p.x)
+        return pipeline(dataset, model, sizes, device, tmp)
+
+    return [("throughput", every_throughput), ("gold_retrain", retrain)] + [
+        (name, lambda d=d, m=m: whole(d, m)) for name, (d, m) in PIPELINES.items()
+    ]
+
+
+FORCE_UINT8 = [False]  # the CPU smoke keeps the pool as uint8 codes, as on a GPU
+
+
+def pool_inputs(p, device):
+    from tmu.pipeline import pool_inputs as inputs
+
+    return inputs(p, device)
+
+
+def encode_pool(x):
+    from tmu.accel import encode_pool as encode
+
+    return encode(x)
+
+
+def run(
+    sizes: Sizes,
+    mode: str,
+    device,
+    deadline: float,
+    json_path: Path | None,
+    only: tuple[str, ...] | None = None,
+) -> dict:
+    """Every measurement at `sizes` on `device`, each part guarded (an error is recorded and the
+    next part runs), the JSON rewritten after every part, parts past `deadline` seconds skipped;
+    `only` names the parts to run (default: all)."""
+    from tmu.models import device_label
+
+    start = time.perf_counter()
     result = {"device": device_label(device), "torch": torch.__version__, "mode": mode}
-    result["sizes"] = asdict(sizes)
-    result["throughput"] = []
-    for name in MODELS:
-        result["throughput"].append(throughput(name, x, y, sizes.batch, device))
-        say(f"throughput {name}: {result['throughput'][-1]['images_per_s']:,.0f} images/s")
-    synthetic = synthetic_cifar(sizes.images)
-    del x
-    x = pool_inputs(synthetic, device)
-    result["gold_retrain"] = gold_retrain(x, synthetic.y.numpy(), device, sizes.gold_epochs)
-    say(f"gold retrain: {result['gold_retrain']['seconds']:.1f} s")
-    del x
-    DATASETS[SYNTHETIC] = lambda root, download: synthetic
-    result["pipeline"] = []
+    result |= {"sizes": asdict(sizes), "deadline_s": deadline, "errors": {}, "skipped": []}
     with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
-        for dataset, model in [("mnist5k", "cnn"), (SYNTHETIC, "resnet9")]:
-            result["pipeline"].append(pipeline(dataset, model, sizes, device, Path(tmp)))
-            say(f"pipeline {dataset} ({model}): {result['pipeline'][-1]['seconds']:.1f} s")
+        for name, part in parts(sizes, device, Path(tmp)):
+            if only is not None and name not in only:
+                continue
+            if time.perf_counter() - start > deadline:
+                result["skipped"].append(name)
+            else:
+                try:
+                    result[name] = part()
+                    say(f"{name}: done ({time.perf_counter() - start:.0f} s in)")
+                except Exception as err:  # the next part may still work: record, and go on
+                    result["errors"][name] = f"{type(err).__name__}: {err}"
+                    say(f"{name} failed: {result['errors'][name]}")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            result["total_seconds"] = round(time.perf_counter() - start, 1)
+            write(json_path, result)
     return result
+
+
+def write(path: Path | None, result: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a smaller smoke run")
-    p.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    p.add_argument(
+        "--json", type=Path, help="write every figure to this JSON file (after each part)"
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=float("inf"),
+        help="seconds after which the parts not yet started are skipped (a lent GPU is short)",
+    )
+    p.add_argument(
+        "--parts",
+        help=f"comma list of the parts to run (default all: throughput, gold_retrain, "
+        f"{', '.join(PIPELINES)})",
+    )
     p.add_argument(
         "--cpu-smoke",
         action="store_true",
-        help="run the logic on the CPU at toy sizes (tests the script; numbers mean nothing)",
+        help="run the logic on the CPU at toy sizes, forcing the GPU-only branches (uint8 pool, "
+        "bf16 autocast, channels-last); tests the script, its numbers mean nothing",
     )
     return p.parse_args(argv)
 
@@ -304,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.cpu_smoke:
         sizes, mode, device = CPU_SMOKE, "cpu-smoke", torch.device("cpu")
+        FORCE_UINT8[0] = True
     elif not torch.cuda.is_available():
         print(
             "gpu_bench: no CUDA GPU is available on this machine; this benchmark needs one "
@@ -315,15 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         sizes, mode = (QUICK, "quick") if args.quick else (FULL, "full")
         device = torch.device("cuda")
     logging.basicConfig(level=logging.WARNING)
-    start = time.perf_counter()
-    result = run(sizes, mode, device)
-    result["total_seconds"] = round(time.perf_counter() - start, 1)
-    print(markdown(result))
-    print(f"\ntotal: {result['total_seconds']:.0f} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    result: dict = {"device": str(device), "torch": torch.__version__, "mode": mode}
+    try:
+        only = tuple(args.parts.split(",")) if args.parts else None
+        result = run(sizes, mode, device, args.deadline, args.json, only)
+    finally:  # whatever happened, what was measured is printed
+        print(markdown(result))
+        print(f"\ntotal: {result.get('total_seconds', 0):.0f} s")
+    return 1 if result.get("errors") else 0
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from tmu.accel import encode_pool
@@ -101,11 +103,96 @@ def test_markdown_names_the_device_and_every_measurement():
             "images_per_s": 51428.0,
             "peak_gib": None,
         },
-        "pipeline": [pipe],
+        "pipeline_mnist5k": pipe,
+        "errors": {"pipeline_synthetic": "RuntimeError: CUDA out of memory"},
+        "skipped": [],
     }
     text = bench.markdown(result)
+    assert "**pipeline_synthetic failed**: RuntimeError: CUDA out of memory" in text
     assert "device: NVIDIA H100" in text
     assert "| resnet9 | 512 | 61,234 | 2.00 |" in text
     assert "| resnet9 | 45,000 x 16 | 14.0 | 51,428 | - |" in text
     assert "| mnist5k | cnn | 20 | 3 | 50.0 | 4.0 | 1.50 | 0.950 |" in text
     assert "mnist5k stages (s): original 4.0" in text
+
+
+def smoke(tmp_path, *extra: str) -> tuple[int, dict, str]:
+    out = tmp_path / "bench.json"
+    code = bench.main(["--cpu-smoke", "--json", str(out), *extra])
+    return code, json.loads(out.read_text()), str(out)
+
+
+@pytest.mark.slow
+def test_the_cpu_smoke_goes_through_the_gpu_only_branches(tmp_path, monkeypatch, capsys):
+    """uint8 pool codes, bf16 autocast and channels-last, as on a GPU, in every part it runs."""
+    import tmu.accel as accel
+
+    seen = {"uint8": 0, "amp": 0, "channels_last": 0}
+    decode, resolve = accel.decode, accel.FastPath.resolve
+
+    def spy_decode(x):
+        seen["uint8"] += x.dtype == torch.uint8
+        return decode(x)
+
+    def spy_resolve(*args, **kwargs):
+        fast = resolve(*args, **kwargs)
+        seen["amp"] += fast.amp
+        seen["channels_last"] += fast.channels_last
+        return fast
+
+    monkeypatch.setattr(accel, "decode", spy_decode)
+    monkeypatch.setattr("tmu.training.decode", spy_decode)
+    monkeypatch.setattr(accel.FastPath, "resolve", staticmethod(spy_resolve))
+    code, result, _ = smoke(tmp_path, "--parts", "throughput,gold_retrain,pipeline_mnist5k")
+    assert code == 0 and result["errors"] == {} and result["mode"] == "cpu-smoke"
+    assert {t["model"] for t in result["throughput"]} == {"cnn", "resnet9", "resnet18"}
+    assert result["pipeline_mnist5k"]["original_test_acc"] >= 0
+    assert "pipeline_synthetic" not in result
+    assert all(v > 0 for v in seen.values()), seen
+    assert "| pipeline |" in capsys.readouterr().out
+
+
+def test_a_failing_part_is_recorded_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the device fell over")
+
+    monkeypatch.setattr(bench, "gold_retrain", broken)
+    monkeypatch.setattr(bench, "throughput", lambda name, x, y, batch, device: {
+        "model": name, "batch": batch, "images_per_s": 1.0, "peak_gib": None})  # fmt: skip
+    code, result, path = smoke(tmp_path, "--parts", "throughput,gold_retrain")
+    assert code == 1 and result["errors"] == {"gold_retrain": "RuntimeError: the device fell over"}
+    assert len(result["throughput"]) == 3  # the part before still stands
+    out = capsys.readouterr().out
+    assert "**gold_retrain failed**: RuntimeError: the device fell over" in out
+
+
+def test_past_the_deadline_the_remaining_parts_are_skipped_and_the_json_says_so(tmp_path):
+    code, result, _ = smoke(tmp_path, "--deadline", "0")
+    assert code == 0 and result["skipped"] == ["throughput", "gold_retrain", *bench.PIPELINES]
+    assert result["deadline_s"] == 0
+
+
+@pytest.mark.slow
+def test_the_one_wrapper_checks_every_import_and_leaves_the_bench_in_out(tmp_path):
+    """scripts/gpu_run.sh, as a lent GPU machine runs it (here on the CPU smoke): the import
+    check, the bench's JSON and log under $OUT, the bench's exit status."""
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path),
+        "PYTHON": sys.executable,
+        "GPU_BENCH_ARGS": "--cpu-smoke --parts throughput",
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_run.sh"), "120"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    imports = (tmp_path / "imports.txt").read_text().splitlines()
+    assert all(line.startswith("ok ") for line in imports[:-1]) and "torch" in imports[-1]
+    result = json.loads((tmp_path / "gpu_bench.json").read_text())
+    assert result["mode"] == "cpu-smoke" and len(result["throughput"]) == 3
+    assert "| training throughput |" in (tmp_path / "gpu_bench.txt").read_text()

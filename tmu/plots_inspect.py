@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .plots import CLASS_COLORS, FLOOR, GOLD, ORIGINAL, PALETTE
+from .plots import CLASS_COLORS, FLOOR, GOLD, ORIGINAL, PALETTE, diagonal
 
 AGREE, DISAGREE = "#2ca02c", "#d62728"
 
@@ -232,16 +232,7 @@ def attack_sweep(
 def attack_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> go.Figure:
     """ROC of D_f (positives) against T (negatives) for each (attack, model): a curve on the
     diagonal means D_f looks like unseen data; gold's curves are dashed gold."""
-    fig = go.Figure(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            line=dict(color="#bbbbbb", dash="dot"),
-            showlegend=False,
-            hoverinfo="skip",
-        )
-    )
+    fig = go.Figure(diagonal())
     for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
         is_gold = name.split(" ")[-1].startswith("gold")
         fig.add_trace(

@@ -141,14 +141,13 @@ def submit_run(state: State, be: JobQueue | None = None) -> tuple[str | None, st
     if bad := check_weights(state):
         return None, f"the uploaded original model cannot be used: {bad}"
     try:
-        be = be or backend()
-        job_id = be.submit(make_config(state), owner=state.get(Key.VISITOR))
-    except (ConfigError, ValueError, OSError) as err:  # QueueFull; OSError: the disk is full
+        cfg = make_config(state)
+    except (ConfigError, ValueError) as err:
         return None, str(err)
-    state[Key.JOB] = job_id
-    out = be.status(job_id).out_dir
-    state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
-    return job_id, None
+    job_id, error = submit_config(state, cfg, be)
+    if job_id is not None:
+        state[Key.JOB] = job_id
+    return job_id, error
 
 
 def submit_config(
@@ -177,13 +176,7 @@ def job_status(job_id: str | None, be: JobQueue | None = None) -> JobStatus | No
 
 def current_job(state: State, be: JobQueue | None = None) -> JobStatus | None:
     """This session's last submitted job, or None."""
-    job_id = state.get(Key.JOB)
-    if not job_id:
-        return None
-    try:
-        return (be or backend()).status(job_id)
-    except KeyError:
-        return None
+    return job_status(state.get(Key.JOB), be)
 
 
 def cancel_job(state: State, be: JobQueue | None = None) -> bool:
