@@ -16,7 +16,8 @@ Measures:
 4. the peak GPU memory of each (`torch.cuda.max_memory_allocated`).
 Each part is guarded (an error is recorded, the next part runs); `--json PATH` is rewritten after
 every part; parts not started `--deadline` seconds in are skipped; the markdown tables with the
-device name are printed at the end whatever happened. `--quick` is a smaller run. Without a CUDA GPU it exits with code 2 and one line; `--cpu-smoke` runs the
+device name are printed at the end whatever happened. `--quick` is a smaller run. Without a CUDA
+GPU it exits with code 2 and one line; `--cpu-smoke` runs the
 script's own logic at toy sizes on the CPU instead (for testing the script; its numbers mean
 nothing). No downloads: the synthetic set is registered in `tmu.data.DATASETS` at run time.
 """
