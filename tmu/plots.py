@@ -398,27 +398,30 @@ def membership_two_sided(gaps: dict[str, float]) -> go.Figure:
     )
 
 
+def diagonal() -> go.Scatter:
+    """The chance line of an ROC plot."""
+    return go.Scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        line=dict(color="#bbbbbb", dash="dot"),
+        showlegend=False,
+        hoverinfo="skip",
+    )
+
+
 def predictor_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float) -> go.Figure:
     """The hardness predictor's ROC on the twin: out-of-fold p(hard) against "the twin's gold gets
     the sample wrong" (the diagonal is chance)."""
-    fig = go.Figure(
-        [
-            go.Scatter(
-                x=[0, 1],
-                y=[0, 1],
-                mode="lines",
-                line=dict(color="#bbbbbb", dash="dot"),
-                showlegend=False,
-                hoverinfo="skip",
-            ),  # fmt: skip
-            go.Scatter(
-                x=fpr,
-                y=tpr,
-                mode="lines",
-                name=f"predictor (AUC {auc:.3f})",
-                line=dict(color=PALETTE[0]),
-            ),  # fmt: skip
-        ]
+    fig = go.Figure([diagonal()])
+    fig.add_trace(
+        go.Scatter(
+            x=fpr,
+            y=tpr,
+            mode="lines",
+            name=f"predictor (AUC {auc:.3f})",
+            line=dict(color=PALETTE[0]),
+        )
     )
     return fig.update_layout(
         title="The predictor on the twin (held-out folds)",
