@@ -38,7 +38,9 @@ TINY_TRAIN = TrainConfig(
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", "slow: trains a full pipeline, starts a process, Ray or a browser"
+    )
 
 
 @dataclass(frozen=True)

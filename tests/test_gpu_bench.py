@@ -31,6 +31,7 @@ def load_script():
 bench = load_script()
 
 
+@pytest.mark.slow
 def test_without_a_gpu_it_refuses_in_one_line_with_exit_code_2():
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, even on a machine with one
     result = subprocess.run(

@@ -25,6 +25,8 @@ from tmu.jobs import CANCELLED, DONE, RUNNING, JobQueue, ThreadRunner
 
 from tmu import ray_backend
 
+pytestmark = pytest.mark.slow  # every test here starts or reaches a real Ray
+
 ROOT = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
 TINY = {

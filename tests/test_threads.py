@@ -25,6 +25,7 @@ def registry(tmp_path, monkeypatch):
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_a_lone_process_uses_every_core_and_shares_them_with_the_next(registry):
     assert threads.share_cores()
     assert (registry / str(os.getpid())).is_file()
@@ -55,6 +56,7 @@ def test_rebalance_is_a_no_op_without_registration(monkeypatch):
     assert threads.rebalance(force=True) is None
 
 
+@pytest.mark.slow
 def test_the_cli_waits_passively():
     out = subprocess.run(
         [sys.executable, "-c", "import os, tmu; print(os.environ['OMP_WAIT_POLICY'])"],

@@ -80,6 +80,7 @@ def test_forget_modes(tiny_run, mode):
         assert any("D_f has" in s.value for s in at.success)
 
 
+@pytest.mark.slow
 def test_run_tiny_job_end_to_end(tiny_run):
     at = goto(app(), "run")
     at.number_input(key="w.gold_seeds").set_value(2)
@@ -96,6 +97,7 @@ def test_run_tiny_job_end_to_end(tiny_run):
     assert len(at.get("plotly_chart")) >= 6
 
 
+@pytest.mark.slow
 def test_twin_estimate_on_the_forget_page(tiny_run):
     at = goto(app(), "forget")
     at.session_state["w.sub_fraction"] = 0.3  # the tiny run's forget set: its twin is stored

@@ -10,7 +10,7 @@ import pytest
 from dash_browser import CHROMIUM, browser_page, goto_page, idle, lasso, run_job, streamlit_app
 from dash_helpers import TINY_ENV
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("TMU_REQUIRE_BROWSER") == "1":

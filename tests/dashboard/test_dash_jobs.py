@@ -134,6 +134,7 @@ def test_runner_fault_fails_the_job_not_the_worker(tmp_path):
     assert be.wait(be.submit(cfg(seed=1)), timeout=5).state == FAILED  # the worker still takes jobs
 
 
+@pytest.mark.slow
 def test_process_worker_runs_the_real_task_and_cancels(tmp_path):
     from dashboard.service import EMBEDDING
 

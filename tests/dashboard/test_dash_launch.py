@@ -3,6 +3,8 @@ project's config, so the server listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import socket
 import subprocess
@@ -26,6 +28,7 @@ def listening(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_started_from_elsewhere_it_listens_on_loopback_only(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,6 +21,7 @@ def test_state_keys_are_named_constants():
         assert not re.search(r"[\"'](w|sel|job|run|pick)\.[a-z_]+[\"']", path.read_text()), path
 
 
+@pytest.mark.slow
 def test_service_imports_without_streamlit():
     code = "import sys; import dashboard.service; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -99,6 +100,7 @@ def test_invalid_selections_are_explained(tmu_home):
     assert service.id_list_text([4, 5]) == "4\n5\n"
 
 
+@pytest.mark.slow
 def test_embedding_job(tiny_run, tmu_home):
     from dashboard import service
 
@@ -158,6 +160,7 @@ def test_embedding_colourings_after_a_run(tiny_run):
     assert np.array_equal(groups[in_f], np.where(agree, 1, 2))
 
 
+@pytest.mark.slow
 def test_twin_estimate_job_before_a_run(tiny_run, tmu_home):
     from dashboard import service
 
@@ -211,6 +214,7 @@ def test_the_default_settings_are_the_default_scenario(tmu_home, monkeypatch):
     assert service.current_scenario(state) == DEFAULT_SCENARIO
 
 
+@pytest.mark.slow
 def test_the_twins_hardness_map_paints_every_training_sample(tmu_home):
     """Before any selection or run: the twin predictor's p(hard) of all of D, no gold model."""
     from dashboard import service
