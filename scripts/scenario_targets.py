@@ -152,14 +152,55 @@ def check(name: str, reports: list[dict], method: str = "tmu") -> list[str]:
     return lines + [""]
 
 
+HEADLINE = {
+    "original (no unlearning)": "original",
+    "tmu": "TMU (gain)",
+    "tmu+rate": "TMU (rate)",
+    "finetune": "fine-tune",
+    "random_label": "random labels",
+    "salun": "SalUn",
+    "scrub": "SCRUB",
+    "boundary_shrink": "Boundary Shrink",
+    "control: random flips (rate rule's count)": "random flips",
+    "control: oracle flips (gold's wrong set)": "oracle flips",
+    "control: label oracle (gold's wrong set, to gold's class)": "label oracle",
+    "gold vs gold (noise floor)": "gold vs gold",
+}
+
+
+def headline(by: dict[str, list[dict]]) -> list[str]:
+    """One table per figure (agreement, gap closed, MIA gap, test accuracy): scenarios as rows,
+    the main models and the controls as columns, means over seeds."""
+    from tmu.benchmark import CLOSED, collect
+
+    lines = []
+    for metric, form in (("agreement", "{:.3f}"), (CLOSED, "{:.2f}"), ("MIA gap", "{:.3f}"),
+                         ("test acc", "{:.3f}")):  # fmt: skip
+        lines += [f"**{metric}** (mean over seeds)", ""]
+        lines += ["| scenario | " + " | ".join(HEADLINE.values()) + " |"]
+        lines += ["|---" * (len(HEADLINE) + 1) + "|"]
+        for name, reports in by.items():
+            rows = collect(reports)
+            cells = []
+            for key in HEADLINE:
+                v = np.array([r[metric] for r in rows.get(key, [])], dtype=float)
+                cells.append("—" if not len(v) or np.isnan(v).all() else form.format(np.nanmean(v)))
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", help="the benchmark's --reports file")
     parser.add_argument("--methods", default="tmu,tmu+rate")
+    parser.add_argument("--headline", action="store_true", help="print the headline tables too")
     args = parser.parse_args()
     by = defaultdict(list)
     for report in json.loads(Path(args.reports).read_text()):
         by[scenario_of(report)].append(report)
+    if args.headline:
+        print("\n".join(headline(by)))
     for name, reports in by.items():
         for method in args.methods.split(","):
             if method in reports[0]["models"]:
