@@ -1,15 +1,17 @@
 """The scenario targets of issue 16, checked on benchmark reports: per scenario and seed, paired
 with the same seed's fine-tune, original and gold, as mean [95 % bootstrap CI] and a sign test.
 
-    python scripts/scenario_targets.py REPORTS.json [--markdown]
+    python scripts/scenario_targets.py REPORTS.json[.gz] [--headline] [--methods tmu,tmu+rate]
 
 REPORTS.json is what `python -m tmu benchmark --scenarios ... --reports FILE` wrote (a list of
-report.json objects). A target is met when the whole confidence interval is on its side.
+report.json objects; gzipped as in docs/bench-scenarios/*/reports.json.gz). A target is met
+when the whole confidence interval is on its side.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from collections import defaultdict
@@ -197,7 +199,9 @@ def main() -> int:
     parser.add_argument("--headline", action="store_true", help="print the headline tables too")
     args = parser.parse_args()
     by = defaultdict(list)
-    for report in json.loads(Path(args.reports).read_text()):
+    path = Path(args.reports)
+    text = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    for report in json.loads(text):
         by[scenario_of(report)].append(report)
     if args.headline:
         print("\n".join(headline(by)))

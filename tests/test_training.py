@@ -490,3 +490,29 @@ def test_sgd_takes_nesterov_from_the_recipe():
     model = nn.Linear(2, 2)
     assert sgd(model, tiny_cfg(nesterov=True)).param_groups[0]["nesterov"] is True
     assert sgd(model, tiny_cfg()).param_groups[0]["nesterov"] is False
+
+
+def test_evaluation_batches_are_padded_to_a_few_shapes_without_changing_an_output(
+    tiny, monkeypatch
+):
+    from tmu import training
+
+    assert [training.padded_size(n, 8192) for n in (1, 64, 65, 300, 5000, 8192)] == [
+        64,
+        64,
+        128,
+        512,
+        8192,
+        8192,
+    ]
+    assert training.padded_size(300, 256) == 256
+    ids = tiny.train[:300]
+    plain = training.predict(tiny.model, tiny.x, ids, device=CPU, batch_size=128)
+    shapes = []
+    forward = tiny.model.forward
+    monkeypatch.setattr(tiny.model, "forward", lambda x: shapes.append(len(x)) or forward(x))
+    monkeypatch.setattr(training, "PADDED_DEVICES", ("cpu",))  # the CUDA path, on the CPU
+    padded = training.predict(tiny.model, tiny.x, ids, device=CPU, batch_size=128)
+    assert shapes == [128, 128, 64]  # 300 = 128 + 128 + 44, the last padded to 64
+    np.testing.assert_allclose(padded, plain, atol=1e-6)
+    assert training.predict(tiny.model, tiny.x, ids[:0], device=CPU).shape == (0, 10)

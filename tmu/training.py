@@ -278,16 +278,33 @@ def embed(
     return _batched(model.embed, model, x, ids, device, batch_size)
 
 
+PADDED_DEVICES = ("cuda",)
+"""Devices whose evaluation batches are padded to a few fixed shapes: cuDNN's autotuner
+(`benchmark=True` on the fast path) tunes every new input shape again, and ragged last batches of
+every set would each cost a tuning."""
+
+
+def padded_size(n: int, batch_size: int) -> int:
+    """The shape a batch of `n` rows is padded to: the next power of two (at least 64), at most
+    `batch_size`; so every evaluation uses one of a handful of shapes."""
+    return min(batch_size, max(64, 1 << max(n - 1, 0).bit_length()))
+
+
 def _batched(fn, model, x, ids, device, batch_size) -> np.ndarray:
     model.to(device).eval()
     batch_size = batch_size or eval_batch_size(device)
     ids_t = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    pad = device.type in PADDED_DEVICES
     # An empty id set still runs one (empty) batch, so the result keeps its (0, K) / (0, D) shape
     # (e.g. TMU's runner-up labels of an empty predicted-hard set).
-    outs = [
-        fn(rows(x, ids_t[s : s + batch_size], device)).float().cpu()
-        for s in range(0, max(len(ids_t), 1), batch_size)
-    ]
+    outs = []
+    for s in range(0, max(len(ids_t), 1), batch_size):
+        chunk = ids_t[s : s + batch_size]
+        n = len(chunk)
+        if pad and 0 < n < padded_size(n, batch_size):  # repeat the first row: eval mode is
+            # per-sample (batchnorm uses its running statistics), so padding changes no output
+            chunk = torch.cat([chunk, chunk[:1].expand(padded_size(n, batch_size) - n)])
+        outs.append(fn(rows(x, chunk, device)).float().cpu()[:n])
     return torch.cat(outs).numpy()
 
 
