@@ -211,10 +211,11 @@ def step_gold(report: dict) -> Step:
         },
     )
     golds = [_v(f, k) for k in f if k.startswith("gold_")]
+    span = f"{min(golds):.1%}" if min(golds) == max(golds) else f"{min(golds):.1%}–{max(golds):.1%}"
     text = (
         f"The original model, trained on all of D, gets **{_v(f, 'original'):.1%}** of the "
         f"forget set right (against its training labels). Models retrained without it — the "
-        f"gold models — get **{min(golds):.1%}–{max(golds):.1%}** right "
+        f"gold models — get **{span}** right "
         f"({len(golds)} seed(s)): a retrained model still classifies whatever it can learn from "
         "the rest of the data, and misses what only memorising the forget set taught."
     )
@@ -383,20 +384,24 @@ def scenario_of(config) -> str | None:
 
 
 def flipped_samples(lr, n: int = 12) -> dict[str, np.ndarray] | None:
-    """TMU's first `n` flipped forget samples: ids, given label, flip label, the gold ensemble's
-    class and p(hard); None when the run stores no flips."""
+    """`n` of TMU's flipped forget samples, spread over D_f: ids, given label, flip label, the gold
+    ensemble's class and p(hard); None when the run stores no flips."""
     p = lr.predictions
     if "tmu/flipped" not in p:
         return None
-    mask = p["tmu/flipped"].astype(bool)
-    ids = lr.split["forget"][mask][:n]
+    flipped = np.flatnonzero(p["tmu/flipped"].astype(bool))
+    at = (
+        flipped[np.unique(np.linspace(0, len(flipped) - 1, n).round().astype(int))]
+        if len(flipped)
+        else flipped
+    )  # spread over D_f (its ids are sorted, often by class)
     proba = p.get("predictor/forget_proba")
     return {
-        "ids": ids,
-        "given": labels(lr)[mask][:n],
-        "flip": p["tmu/flip_label"][mask][:n],
-        "gold": gold_prediction(lr)[mask][:n],
-        "p_hard": (1 - proba[mask][:n]) if proba is not None else np.full(len(ids), np.nan),
+        "ids": lr.split["forget"][at],
+        "given": labels(lr)[at],
+        "flip": p["tmu/flip_label"][at],
+        "gold": gold_prediction(lr)[at],
+        "p_hard": (1 - proba[at]) if proba is not None else np.full(len(at), np.nan),
     }
 
 
@@ -449,9 +454,16 @@ def tour_figures(lr, contrast: str) -> dict[str, list[tuple[str, Any]]]:
     given = labels(lr)
     classes = [str(c) for c in report["dataset"]["classes"]]
     counts = np.bincount(given, minlength=len(classes))
+    shown = np.unique(np.linspace(0, len(forget) - 1, 16).round().astype(int))  # across D_f
+    truth = pool(dataset).y.numpy()[forget[shown]]
+    names = pool(dataset).classes
+    captions = [
+        f"{i}: {names[t]}→{names[g]}" if t != g else str(i)
+        for i, t, g in zip(forget[shown], truth, given[shown])
+    ]
     out: dict[str, list] = {
         "1": [
-            ("images", (images(dataset, forget[:16]), [str(i) for i in forget[:16]])),
+            ("images", (images(dataset, forget[shown]), captions)),
             (
                 "chart",
                 plots.class_counts(counts, classes).update_layout(title="Forget set per class"),
@@ -470,7 +482,6 @@ def tour_figures(lr, contrast: str) -> dict[str, list[tuple[str, Any]]]:
     )
     flipped = flipped_samples(lr)
     if flipped is not None and len(flipped["ids"]):
-        names = pool(dataset).classes
         captions = [
             f"{i}: {names[g]}→{names[f]} (gold {names[o]}, p(hard) {ph:.2f})"
             for i, g, f, o, ph in zip(
