@@ -18,14 +18,14 @@ sys.path.insert(
 st.set_page_config(page_title="TMU Dashboard", page_icon=":material/psychology:", layout="wide")
 page = st.navigation(
     [
-        st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
-        st.Page("pages/tour.py", title="Tour", icon=":material/school:"),
-        st.Page("pages/forget.py", title="Forget set", icon=":material/content_cut:"),
-        st.Page("pages/run.py", title="Run", icon=":material/play_arrow:"),
-        st.Page("pages/alignment.py", title="Alignment", icon=":material/track_changes:"),
-        st.Page("pages/inspect.py", title="Inspect", icon=":material/biotech:"),
-        st.Page("pages/attributions.py", title="Attributions", icon=":material/search:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
+        st.Page("views/data.py", title="Data", icon=":material/dataset:", default=True),
+        st.Page("views/tour.py", title="Tour", icon=":material/school:"),
+        st.Page("views/forget.py", title="Forget set", icon=":material/content_cut:"),
+        st.Page("views/run.py", title="Run", icon=":material/play_arrow:"),
+        st.Page("views/alignment.py", title="Alignment", icon=":material/track_changes:"),
+        st.Page("views/inspect.py", title="Inspect", icon=":material/biotech:"),
+        st.Page("views/attributions.py", title="Attributions", icon=":material/search:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
     ]
 )
 start = time.perf_counter()

@@ -10,8 +10,8 @@ import streamlit as st
 from dashboard import service
 from dashboard.service import Key
 
-RUN_PAGE = "pages/run.py"
-ALIGNMENT_PAGE = "pages/alignment.py"
+RUN_PAGE = "views/run.py"
+ALIGNMENT_PAGE = "views/alignment.py"
 
 
 def setup(title: str):

@@ -97,7 +97,7 @@ def page_renders(address: str, home: Path, long_cfg) -> dict[str, float]:
     at.run()
     renders = {}
     for page in PAGES:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         start = time.perf_counter()
         at.run()
         renders[page] = time.perf_counter() - start

@@ -288,7 +288,7 @@ def test_run_page_shows_the_cluster_and_runs_a_job_on_it(cluster, tmp_path, monk
     monkeypatch.setenv("TMU_DASHBOARD_PROFILE", "quick")
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/run.py")
+    at.switch_page("views/run.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(m.value for m in at.markdown)

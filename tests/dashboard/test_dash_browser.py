@@ -71,6 +71,9 @@ def tour_texts(page, url: str) -> list[str]:
     page.get_by_text("7. The result", exact=True).wait_for(timeout=90_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     idle(page)
+    # Routed through app.py's navigation even as a fresh server's first visit (a `pages/`
+    # folder would have Streamlit run the page file alone: no frame, file-name labels).
+    assert "Forget set" in page.locator("[data-testid='stSidebarNav']").inner_text()
     main = page.locator("[data-testid='stMain']")  # the page, not the sidebar
     heads = main.locator("h3").all_inner_texts()
     steps = main.locator("[data-testid='stMarkdownContainer'] p").all_inner_texts()

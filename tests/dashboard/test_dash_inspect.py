@@ -19,7 +19,7 @@ def inspect_page(run) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["run.path"] = str(run)
     at.run()
-    at.switch_page("pages/inspect.py")
+    at.switch_page("views/inspect.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Inspect"

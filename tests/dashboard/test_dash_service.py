@@ -17,7 +17,7 @@ def test_state_keys_are_named_constants():
     """Pages and ui.py name session-state keys through service.Key, never as "w.*" literals."""
     import re
 
-    for path in [ROOT / "dashboard" / "ui.py", *(ROOT / "dashboard" / "pages").glob("*.py")]:
+    for path in [ROOT / "dashboard" / "ui.py", *(ROOT / "dashboard" / "views").glob("*.py")]:
         assert not re.search(r"[\"'](w|sel|job|run|pick)\.[a-z_]+[\"']", path.read_text()), path
 
 

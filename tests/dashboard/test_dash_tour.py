@@ -101,7 +101,7 @@ def tour_app(**params) -> AppTest:
     for k, v in params.items():
         at.query_params[k] = v
     at.run()
-    at.switch_page("pages/tour.py")
+    at.switch_page("views/tour.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -175,7 +175,7 @@ def calls(tree: ast.AST) -> list[tuple[str, int]]:
     return out
 
 
-QUERY_READERS = {"pages/tour.py"}
+QUERY_READERS = {"views/tour.py"}
 """The pages that read URL query parameters: only through `service.tour.parse_link`, which
 checks every value against the registries (test_dash_tour.py feeds it hostile links)."""
 
