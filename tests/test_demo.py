@@ -54,14 +54,31 @@ def test_the_demo_run_loads_every_costly_model_instead_of_training_it(tmp_path, 
 
 @pytest.mark.slow
 def test_the_shipped_original_rebuilds_bit_for_bit(tmp_path):
-    """One thread, the same code: the same weights (the golds and the twin are trained by the
-    same loop; `python scripts/build_demo_store.py --check` rebuilds them all)."""
+    """One thread, the same code, the same CPU kernels: the same weights (the golds and the twin
+    are trained by the same loop; `python scripts/build_demo_store.py --check` rebuilds them all).
+    A CPU whose torch kernels differ from the build's (its `cpu_capability`: AVX2 against AVX512)
+    rounds differently, and 80 epochs make that another model: there the rebuild must still be as
+    good a model, and the test says why it could not compare bits."""
     cfg = demo.demo_config()
     store = Store(tmp_path, shipped=None)
     torch.set_num_threads(1)
-    original = train_original(cfg, load_data(cfg), store)
+    data = load_data(cfg)
+    original = train_original(cfg, data, store)
     assert not original.cached
-    assert demo.compare(SHIPPED, store, {"original": base_key(cfg)}, complete=False) == []
+    built = json.loads((SHIPPED / "manifest.json").read_text())["built_with"]
+    here = torch.backends.cpu.get_cpu_capability()
+    if here == built["cpu_capability"]:
+        assert demo.compare(SHIPPED, store, {"original": base_key(cfg)}, complete=False) == []
+        return
+    shipped = data.build()
+    shipped.load_state_dict(torch.load(SHIPPED / f"{base_key(cfg)}.pt", weights_only=True))
+    test = data.splits.test
+    acc = [
+        float((data.predict(m, test).argmax(1) == data.labels[test]).mean())
+        for m in (original.model, shipped)
+    ]
+    assert abs(acc[0] - acc[1]) < 0.02, acc
+    pytest.skip(f"bits compared only on {built['cpu_capability']} CPUs (this one: {here})")
 
 
 def test_a_changed_shipped_file_is_never_served(tmp_path, tiny):
