@@ -13,9 +13,9 @@ How a job travels:
   Streamlit rerun, whose thread the cluster would die with). `connect` first checks that the
   address answers and that the cluster accepts our token, so a wrong address or token is a clear
   error within seconds instead of Ray's 20-second retry loop.
-* The code travels with the job (Ray's `py_modules`: the client's `tmu` and `dashboard`
-  packages), so a cluster needs only the requirements installed, not this repository; workers of
-  another code version are replaced when idle.
+* The code travels with the job (Ray's `py_modules`: the client's `tmu` package, every job
+  kind's task included), so a cluster needs only the requirements installed, not this
+  repository; workers of another code version are replaced when idle.
 * The worker runs the job kind's task (`module:function`, as the process runner does) on a thread
   and keeps its progress; the client polls it every 0.2 s and forwards every stage change. Cancel
   sets a flag that the task's progress callback raises on, between two batches: the job stops
@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "tmu"
 WORKER_PREFIX = "tmu-worker-"
-PACKAGES = ("tmu", "dashboard")
+PACKAGES = ("tmu",)  # the library alone: every job kind is a task of tmu (tmu.tasks)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STORE_ID = ".store-id"
 CLIENT_SCHEME = "ray://"

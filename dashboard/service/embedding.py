@@ -1,69 +1,24 @@
 """The embedding scatter of the Forget-set page: M_o's penultimate features of D, projected to 2-D
 with t-SNE (classes and outliers separate) and with PCA (the fast, distance-faithful fallback),
-computed by a job of kind `embedding` (the pipeline's cached train embedding, so a later run reuses
-both the original model and the embedding)."""
+computed by a job of kind `embedding` (`tmu.tasks`: the pipeline's cached train embedding, so a
+later run reuses both the original model and the embedding)."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from tmu.artifacts import Store, atomic_write
 from tmu.config import RunConfig, to_dict
-from tmu.jobs import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    JobKind,
-    JobQueue,
-    JobStatus,
-    Progress,
-    job_key,
-    register_job_kind,
-)
+from tmu.jobs import CANCELLED, DONE, FAILED, JobQueue, JobStatus, job_key
+from tmu.tasks import EMBEDDING
 
 from .runs import backend, make_config
 from .state import State
 
 CLUSTERED = 0.5  # spread_ratio below this: warn that the selection is far from a random request
-
-
-def embedding_task(cfg: RunConfig, store: Store, out: Path, progress: Progress) -> None:
-    """`out/embedding.npz` with ids (n,), xy (n, 2: PCA), tsne (n, 2) and labels (n,) of the
-    training set D."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    from tmu.pipeline import load_data, train_embedding, train_original
-
-    data = load_data(cfg)
-    original = train_original(cfg, data, store, progress)
-    progress("embed", 0.0)
-    feats, _ = train_embedding(cfg, data, original.model, store)
-    progress("embed", 1.0)
-    xy = PCA(n_components=2, random_state=cfg.seed).fit_transform(feats)
-    progress("embed", 0.5)
-    perplexity = float(min(30, max(2, (len(feats) - 1) // 3)))
-    tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=cfg.seed).fit_transform(feats)
-    train = data.splits.train
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        ids=train,
-        xy=xy.astype(np.float32),
-        tsne=tsne.astype(np.float32),
-        labels=data.labels[train],
-    )
-    atomic_write(out / "embedding.npz", buf.getvalue())
-
-
-EMBEDDING = register_job_kind(
-    JobKind("embedding", embedding_task, lambda cfg: ["original", "embed"], "embedding.npz")
-)
 
 
 def embedding_config(state: State) -> RunConfig:

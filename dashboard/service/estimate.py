@@ -1,55 +1,23 @@
 """The twin's estimate before a run: how many of the selected forget samples a retrained model
 would get wrong, from the twin problem alone (no gold model is trained), computed by a job of
-kind `estimate` whose original model, twin and predictor a later run reuses from the store."""
+kind `estimate` (`tmu.tasks`) whose original model, twin and predictor a later run reuses from the
+store; and the twin's p(hard) of every training sample, a job of kind `hardness`."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from tmu.artifacts import Store, atomic_write, write_json
 from tmu.config import RunConfig
-from tmu.jobs import DONE, JobKind, JobQueue, JobStatus, Progress, job_key, register_job_kind
+from tmu.jobs import DONE, JobQueue, JobStatus, job_key
+from tmu.tasks import ESTIMATE, HARDNESS
 
 from .runs import backend, make_config
 from .state import Key, State
-
-
-def estimate_task(cfg: RunConfig, store: Store, out: Path, progress: Progress) -> None:
-    """`out/estimate.json`: |D_f|, the twin's hard rate, the expected number gold gets wrong,
-    and how many samples TMU's predictor would flip; `out/hardness.npz`: the twin predictor's
-    p(hard) of every training sample (ids, p_hard)."""
-    from tmu.pipeline import decide, hardness, load_data, prepare_twin, train_original
-
-    data = load_data(cfg)
-    original = train_original(cfg, data, store, progress)
-    twin = prepare_twin(cfg, data, original, store, progress)
-    decisions = decide(cfg, data, original.model, twin)
-    p_hard = hardness(cfg, data, original.model, twin)
-    buf = io.BytesIO()
-    np.savez(buf, ids=data.splits.train, p_hard=p_hard.astype(np.float32))
-    atomic_write(out / "hardness.npz", buf.getvalue())
-    n = len(data.splits.forget)
-    write_json(
-        out / "estimate.json",
-        {
-            "forget": n,
-            "twin_size": len(twin.forget),
-            "twin_hard_rate": 1.0 - twin.predictor.easy_rate,
-            "expected_wrong": (1.0 - twin.predictor.easy_rate) * n,
-            "predicted_hard": int((~decisions.easy).sum()),
-            "rule": twin.predictor.rule,
-        },
-    )
-
-
-ESTIMATE = register_job_kind(
-    JobKind("estimate", estimate_task, lambda cfg: ["original", "twin"], "estimate.json")
-)
 
 
 def estimate_config(state: State) -> RunConfig:
@@ -85,24 +53,28 @@ def hardness_config(state: State) -> RunConfig:
 def hardness_map(
     state: State, be: JobQueue | None = None, submit: bool = False
 ) -> tuple[JobStatus | None, dict | None]:
-    """The hardness job (an estimate of `hardness_config`; submitted when `submit`) and, once
-    done, the twin predictor's p(hard) of every training sample ({ids, p_hard})."""
+    """The hardness job of `hardness_config` (submitted when `submit`) and, once done, the twin
+    predictor's p(hard) of every training sample ({ids, p_hard})."""
     be = be or backend()
     cfg = hardness_config(state)
     job_id = (
-        be.submit(cfg, kind=ESTIMATE.name, owner=state.get(Key.VISITOR))
+        be.submit(cfg, kind=HARDNESS.name, owner=state.get(Key.VISITOR))
         if submit
-        else job_key(ESTIMATE.name, cfg)
+        else job_key(HARDNESS.name, cfg)
     )
     try:
         job = be.status(job_id)
     except KeyError:
         return None, None
-    folder = Path(job.out_dir)
-    if job.state != DONE or not (folder / "hardness.npz").is_file():
+    if job.state != DONE:
         return job, None
-    with np.load(folder / "hardness.npz") as data:
-        return job, {"ids": data["ids"], "p_hard": data["p_hard"]}
+    return job, _load_hardness(job.out_dir)
+
+
+@lru_cache(maxsize=4)
+def _load_hardness(out_dir: str) -> dict:
+    with np.load(Path(out_dir) / "hardness.npz") as data:
+        return {"ids": data["ids"], "p_hard": data["p_hard"]}
 
 
 HARDNESS_EDGES = (0.25, 0.5, 0.75)

@@ -75,6 +75,22 @@ class Key:
     TOUR_RUN = "tour.run"  # a finished run's id a link named (else the scenario's run)
     TOUR_LINK = "tour.link"  # the query parameters last applied or written
     TOUR_JOB = "tour.job"  # the Tour's run job
+    RUN_MSG = "run.msg"  # why the last Run click queued nothing (Run page, Tour)
+    FILE_MSG = "sel.file_msg"  # why the uploaded id list was refused
+    # Action buttons: keyed, each acting in its on_click callback (never behind `if st.button`,
+    # whose action runs only if that rerun reaches the line: a click could be lost)
+    RUN_BUTTON = "btn.run"
+    CANCEL_BUTTON = "btn.cancel"
+    RETRY_BUTTON = "btn.retry_embedding"
+    ADD_ROWS_BUTTON = "btn.add_rows"
+    ADD_FILE_BUTTON = "btn.add_file"
+    ESTIMATE_BUTTON = "btn.estimate"
+    CLEAR_BUTTON = "btn.clear_selection"
+    TOUR_RUN_BUTTON = "btn.tour_run"
+    IMPORT_BUTTON = "btn.import"
+    WEIGHTS_BUTTON = "btn.use_weights"
+    TRAIN_BUTTON = "btn.train_original"
+    PAINT_BUTTON = "btn.paint_hardness"
 
 
 FORGET_MODES = (

@@ -75,7 +75,12 @@ def own_data() -> None:
     name = st.text_input(
         "Dataset name", key=Key.DATA_NAME, max_chars=64, placeholder="letters, digits, _ . -"
     )
-    st.button("Import", disabled=upload is None or not name, on_click=import_archive)
+    st.button(
+        "Import",
+        disabled=upload is None or not name,
+        on_click=import_archive,
+        key=Key.IMPORT_BUTTON,
+    )
 
 
 def own_model() -> None:
@@ -85,7 +90,12 @@ def own_model() -> None:
         type=["pt", "pth"],
         key=Key.WEIGHTS_UPLOAD,
     )
-    st.button("Use as the original model", disabled=upload is None, on_click=use_weights)
+    st.button(
+        "Use as the original model",
+        disabled=upload is None,
+        on_click=use_weights,
+        key=Key.WEIGHTS_BUTTON,
+    )
     if service.weights_in_use(state):
         bad = service.check_weights(state)
         if bad:
@@ -95,7 +105,12 @@ def own_model() -> None:
                 f"Runs from this tab unlearn your weights `{state[Key.WEIGHTS_NAME]}` instead "
                 "of training an original model."
             )
-        st.button("Train the original model instead", on_click=service.clear_weights, args=(state,))
+        st.button(
+            "Train the original model instead",
+            on_click=service.clear_weights,
+            args=(state,),
+            key=Key.TRAIN_BUTTON,
+        )
 
 
 message = state.pop(Key.UPLOAD_MSG, None)

@@ -25,9 +25,11 @@ def embedding_tab() -> None:
     if emb is None:
         if job.state in ("failed", "cancelled"):
             st.error(f"The embedding job {job.state}: {job.error}")
-            if st.button("Retry the embedding"):
-                service.embedding(state, retry=True)
-                st.rerun()
+            st.button(
+                "Retry the embedding",
+                on_click=lambda: service.embedding(state, retry=True),
+                key=Key.RETRY_BUTTON,
+            )
             return
 
         @st.fragment(run_every=0.5)
@@ -75,6 +77,7 @@ def embedding_tab() -> None:
             "Paint the twin's p(hard)",
             disabled=busy,
             on_click=lambda: service.hardness_map(state, submit=True),
+            key=Key.PAINT_BUTTON,
             help="Train (or load) the original and the twin, then colour the embedding by the "
             "twin predictor's p(hard): the atypical samples a retrained model would miss.",
         )
@@ -122,10 +125,26 @@ def table_tab() -> None:
         key=f"thumbs.{cls}.{page}",
     )
     rows = event.selection.rows if event else []
-    if st.button(f"Add {len(rows)} ticked row(s) to the forget set", disabled=not rows):
-        state[Key.SELECTION_MSG] = (
-            f"added {service.add_ids(state, df['id'].iloc[rows])} sample(s) from the table"
-        )
+    st.button(
+        f"Add {len(rows)} ticked row(s) to the forget set",
+        disabled=not rows,
+        on_click=add_rows,
+        args=(df["id"].iloc[rows].tolist(),),
+        key=Key.ADD_ROWS_BUTTON,
+    )
+
+
+def add_rows(ids: list[int]) -> None:
+    state[Key.SELECTION_MSG] = f"added {service.add_ids(state, ids)} sample(s) from the table"
+
+
+def add_file() -> None:
+    """Button callback: the uploaded id list into the selection, or why it is refused."""
+    try:
+        n = service.add_ids(state, service.parse_id_list(state[Key.UPLOAD].getvalue()))
+        state[Key.SELECTION_MSG] = f"added {n} sample(s) from the file"
+    except ValueError as err:
+        state[Key.FILE_MSG] = str(err)
 
 
 def file_tab() -> None:
@@ -134,23 +153,24 @@ def file_tab() -> None:
         type=["txt", "csv"],
         key=Key.UPLOAD,
     )
-    if upload is not None and st.button("Add the uploaded ids"):
-        try:
-            n = service.add_ids(state, service.parse_id_list(upload.getvalue()))
-            state[Key.SELECTION_MSG] = f"added {n} sample(s) from the file"
-        except ValueError as err:
-            st.error(str(err))
+    st.button(
+        "Add the uploaded ids", disabled=upload is None, on_click=add_file, key=Key.ADD_FILE_BUTTON
+    )
+    if error := state.pop(Key.FILE_MSG, None):
+        st.error(error)
 
 
 def estimate_section() -> None:
     """Before any retraining: the twin's estimate of how many samples gold would get wrong."""
     c1, c2 = st.columns([1, 3])
-    submit = c1.button(
+    c1.button(
         "Estimate with the twin",
         help="Train (or load) the original model and the twin problem, without any gold model: "
         "how many of these samples would a retrained model get wrong?",
+        on_click=lambda: service.estimate(state, submit=True),
+        key=Key.ESTIMATE_BUTTON,
     )
-    job, est = service.estimate(state, submit=submit)
+    job, est = service.estimate(state)
     if est is not None:
         c2.info(
             f"The twin estimates that a model retrained without them gets about "
@@ -227,8 +247,13 @@ else:
     ):
         with tab:
             draw()
-    if state[Key.SELECTION] and st.button("Clear the selection"):
-        service.clear_selection(state)
+    if state[Key.SELECTION]:
+        st.button(
+            "Clear the selection",
+            on_click=service.clear_selection,
+            args=(state,),
+            key=Key.CLEAR_BUTTON,
+        )
     if state.get(Key.SELECTION_MSG):
         st.toast(state.pop(Key.SELECTION_MSG))
 

@@ -66,10 +66,15 @@ st.markdown(
 if check.error:
     st.warning(f"The forget set is invalid: {check.error}")
 
-if st.button("Run", type="primary"):
-    job_id, error = service.submit_run(state)
-    if error:
-        st.error(error)
+
+def submit() -> None:
+    """Run button callback: it runs before the next rerun, so no click is lost."""
+    _, state[Key.RUN_MSG] = service.submit_run(state)
+
+
+st.button("Run", type="primary", on_click=submit, key=Key.RUN_BUTTON)
+if error := state.pop(Key.RUN_MSG, None):
+    st.error(error)
 
 
 def show(job) -> None:
@@ -86,8 +91,7 @@ def show(job) -> None:
 
 job = service.current_job(state)
 if job is not None and job.active:
-    if st.button("Cancel"):
-        service.cancel_job(state)
+    st.button("Cancel", on_click=service.cancel_job, args=(state,), key=Key.CANCEL_BUTTON)
 
     @st.fragment(run_every=1.0)  # one poll a second per waiting tab: a classroom is 20+ tabs
     def live() -> None:

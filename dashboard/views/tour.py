@@ -46,9 +46,7 @@ def request() -> "TOUR.TourRequest":
 def submit() -> None:
     """Run button callback: queue this lesson's run (shared with anyone asking the same)."""
     job_id, error = service.submit_config(state, TOUR.tour_config(request(), state[Key.QUICK]))
-    state[Key.TOUR_JOB] = job_id
-    if error:
-        state[Key.SELECTION_MSG] = error
+    state[Key.TOUR_JOB], state[Key.RUN_MSG] = job_id, error
 
 
 apply_link()
@@ -84,8 +82,10 @@ if path is None:
         f"{req.seed}) is not stored yet: run it here (a teacher can prepare it before class with "
         f"`python -m tmu prepare --scenario {req.scenario} --seeds {req.seed}`)."
     )
-    st.button("Run", type="primary", on_click=submit, disabled=bool(req.run))
-    if msg := state.pop(Key.SELECTION_MSG, None):
+    st.button(
+        "Run", type="primary", on_click=submit, disabled=bool(req.run), key=Key.TOUR_RUN_BUTTON
+    )
+    if msg := state.pop(Key.RUN_MSG, None):
         st.error(msg)
     job = service.job_status(state.get(Key.TOUR_JOB))
     if job is not None and job.active:

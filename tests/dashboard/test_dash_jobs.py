@@ -147,7 +147,7 @@ def test_process_worker_runs_the_real_task_and_cancels(tmp_path):
     assert (tmp_path / "jobs" / job.id / "embedding.npz").is_file()
     assert (
         json.loads((tmp_path / "jobs" / job.id / "job.json").read_text())["task"]
-        == "dashboard.service.embedding:embedding_task"
+        == "tmu.tasks:embedding_task"
     )
     slow = RunConfig(
         dataset="digits", methods=("tmu",), train=RunConfig().train.__class__(epochs=500)

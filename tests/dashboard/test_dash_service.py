@@ -233,3 +233,18 @@ def test_the_twins_hardness_map_paints_every_training_sample(tmu_home):
     assert len(names) == len(colors) == 4 and set(groups) <= {0, 1, 2, 3}
     cfg = service.hardness_config(state)
     assert cfg.forget == "random:0.1" and cfg.methods == ("tmu",) and cfg.gold_seeds == 2
+
+
+def test_every_action_button_acts_in_a_keyed_callback():
+    """A click behind `if st.button(...)` acts only if that rerun reaches the line (a rerun cut
+    short by another event loses it); a keyed `on_click` callback runs before the next rerun."""
+    import ast
+
+    buttons = 0
+    for path in (ROOT / "dashboard" / "views").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "button":
+                given = {k.arg for k in node.keywords}
+                assert {"on_click", "key"} <= given, f"{path.name}:{node.lineno}"
+                buttons += 1
+    assert buttons >= 10
