@@ -26,9 +26,9 @@ def setup(title: str):
     error = service.backend_error()
     if error:
         st.error(
-            f"The job backend is unavailable: {error}  \nStart the cluster as the README's "
-            "“Running on a GPU server or cluster” says, or unset TMU_BACKEND to run on this "
-            "machine; this page tries again on your next click."
+            f"The job backend is unavailable: {service.public_text(error)}  \nStart the cluster "
+            "as the README's “Running on a GPU server or cluster” says, or unset TMU_BACKEND to "
+            "run on this machine; this page tries again on your next click."
         )
         st.stop()
     return state
@@ -60,7 +60,7 @@ def sidebar(state) -> None:
         if check.spec:
             st.markdown(f"**Forget set** `{short(check.spec, 60)}`")
         if check.error:
-            st.warning(check.error)
+            st.warning(service.public_text(check.error))
             return
         st.markdown(
             f"{len(check.ids)} samples: "

@@ -115,12 +115,12 @@ from .inspection import (
     inspection,
     matrices,
 )
+from .public import public_message, public_report, public_text
 from .uploads import (
     UPLOAD_LIMITS,
     check_weights,
     clear_weights,
     import_upload,
-    public_message,
     save_weights,
     weights_in_use,
 )
@@ -163,6 +163,8 @@ __all__ = [
     "dataset_label",
     "import_upload",
     "public_message",
+    "public_report",
+    "public_text",
     "save_weights",
     "weights_in_use",
     "ESTIMATE",

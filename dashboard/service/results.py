@@ -20,6 +20,8 @@ import pandas as pd
 
 from tmu import plots
 
+from .public import public_report
+
 QUADRANTS = ("aligned_easy", "aligned_hard", "over_forgotten", "under_forgotten")
 
 
@@ -159,6 +161,8 @@ def compare_table(report: dict) -> pd.DataFrame:
 
 
 def export_html(report: dict) -> str:
+    """The run's report as a self-contained HTML page (no server path in it)."""
+    report = public_report(report)
     figs = {
         "per_class": plots.per_class_accuracy(report, "forget"),
         "compare": plots.compare_bars(report),
@@ -169,11 +173,13 @@ def export_html(report: dict) -> str:
 
 
 def export_json(report: dict) -> str:
-    return json.dumps(report, indent=2)
+    """The run's report as JSON (no server path in it)."""
+    return json.dumps(public_report(report), indent=2)
 
 
 def export_csv(report: dict) -> str:
-    return compare_table(report).to_csv(index=False)
+    """The methods' comparison table as CSV (no server path in it)."""
+    return compare_table(public_report(report)).to_csv(index=False)
 
 
 def gap_views(lr, methods: list[str]):

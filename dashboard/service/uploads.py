@@ -117,12 +117,3 @@ def _misfit(path: str, dataset: str, model_name: str) -> str | None:
     except (WeightsError, DatasetError) as err:
         return str(err)
     return None
-
-
-def public_message(err: Exception) -> str:
-    """`err`'s message as the browser may see it: the data and store roots, which are server
-    paths, shown as <data> and <store>."""
-    text = str(err)
-    for root, alias in ((data_root(), "<data>"), (Path(default_root()).resolve(), "<store>")):
-        text = text.replace(str(root), alias)
-    return text

@@ -99,7 +99,8 @@ def own_model() -> None:
     if service.weights_in_use(state):
         bad = service.check_weights(state)
         if bad:
-            st.warning(f"Your weights `{state[Key.WEIGHTS_NAME]}` do not fit: {bad}")
+            why = service.public_text(bad)
+            st.warning(f"Your weights `{state[Key.WEIGHTS_NAME]}` do not fit: {why}")
         else:
             st.success(
                 f"Runs from this tab unlearn your weights `{state[Key.WEIGHTS_NAME]}` instead "
@@ -116,7 +117,7 @@ def own_model() -> None:
 message = state.pop(Key.UPLOAD_MSG, None)
 with st.expander("Bring your own images or model", expanded=bool(message)):
     if message:
-        st.error(message)
+        st.error(service.public_text(message))
     left, right = st.columns(2)
     with left:
         st.markdown("**Your images**")

@@ -13,7 +13,7 @@ dataset, seed = state[Key.DATASET], int(state[Key.SEED])
 try:
     info = service.data_info(dataset, seed, float(state[Key.HOLDOUT]))
 except ValueError as err:
-    st.error(f"Cannot load {dataset!r}: {err}")
+    st.error(f"Cannot load {service.dataset_label(dataset)!r}: {service.public_message(err)}")
     st.stop()
 classes = list(range(len(info.classes)))
 name = lambda c: f"{c}: {info.classes[c]}" if info.classes[c] != str(c) else str(c)  # noqa: E731
@@ -24,7 +24,7 @@ def embedding_tab() -> None:
     job, emb = service.embedding(state)
     if emb is None:
         if job.state in ("failed", "cancelled"):
-            st.error(f"The embedding job {job.state}: {job.error}")
+            st.error(f"The embedding job {job.state}: {service.public_text(job.error)}")
             st.button(
                 "Retry the embedding",
                 on_click=lambda: service.embedding(state, retry=True),
@@ -157,7 +157,7 @@ def file_tab() -> None:
         "Add the uploaded ids", disabled=upload is None, on_click=add_file, key=Key.ADD_FILE_BUTTON
     )
     if error := state.pop(Key.FILE_MSG, None):
-        st.error(error)
+        st.error(service.public_text(error))
 
 
 def estimate_section() -> None:
@@ -179,7 +179,7 @@ def estimate_section() -> None:
             f"{est['predicted_hard']}. The Alignment page shows the real figure after a run."
         )
     elif job is not None and job.state in ("failed", "cancelled"):
-        c2.error(f"The estimate {job.state}: {job.error}")
+        c2.error(f"The estimate {job.state}: {service.public_text(job.error)}")
     elif job is not None:
 
         @st.fragment(run_every=0.5)
@@ -260,7 +260,7 @@ else:
 check = service.check_forget(state)
 st.subheader("Current forget set")
 if check.error:
-    st.error(f"Invalid forget set: {check.error}")
+    st.error(f"Invalid forget set: {service.public_text(check.error)}")
 else:
     st.success(f"D_f has {len(check.ids)} samples ({ui.short(check.spec, 80)})")
     if check.warning:

@@ -64,7 +64,7 @@ st.markdown(
     + (" · quick profile" if state[Key.QUICK] else "")
 )
 if check.error:
-    st.warning(f"The forget set is invalid: {check.error}")
+    st.warning(f"The forget set is invalid: {service.public_text(check.error)}")
 
 
 def submit() -> None:
@@ -74,7 +74,7 @@ def submit() -> None:
 
 st.button("Run", type="primary", on_click=submit, key=Key.RUN_BUTTON)
 if error := state.pop(Key.RUN_MSG, None):
-    st.error(error)
+    st.error(service.public_text(error))
 
 
 def show(job) -> None:
@@ -112,7 +112,7 @@ elif job is not None:
     elif job.state == "cancelled":
         st.warning("Cancelled.")
     else:
-        st.error(f"The job failed: {job.error}")
+        st.error(f"The job failed: {service.public_text(job.error)}")
 
 runs = service.finished_runs(state=state)
 with st.expander(f"Finished runs on disk ({len(runs)})"):

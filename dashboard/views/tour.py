@@ -21,7 +21,8 @@ def apply_link() -> None:
     try:
         req = TOUR.parse_link(params)
     except TOUR.LinkError as err:
-        st.error(f"This link cannot be followed: {err}. Showing the default tour instead.")
+        why = service.public_message(err)
+        st.error(f"This link cannot be followed: {why}. Showing the default tour instead.")
         req = TOUR.TourRequest()
     state[Key.TOUR_SCENARIO], state[Key.TOUR_SEED] = req.scenario, req.seed
     state[Key.TOUR_FORGET] = req.forget or service.get_scenario(req.scenario).forget
@@ -86,7 +87,7 @@ if path is None:
         "Run", type="primary", on_click=submit, disabled=bool(req.run), key=Key.TOUR_RUN_BUTTON
     )
     if msg := state.pop(Key.RUN_MSG, None):
-        st.error(msg)
+        st.error(service.public_text(msg))
     job = service.job_status(state.get(Key.TOUR_JOB))
     if job is not None and job.active:
 
@@ -99,7 +100,7 @@ if path is None:
 
         wait()
     elif job is not None and job.state != "done":
-        st.error(f"The run {job.state}: {job.error}")
+        st.error(f"The run {job.state}: {service.public_text(job.error)}")
     st.stop()
 
 lr = service.load(path)
