@@ -28,7 +28,8 @@ def registry(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_lone_process_uses_every_core_and_shares_them_with_the_next(registry):
     assert threads.share_cores()
-    assert (registry / str(os.getpid())).is_file()
+    assert threads.pid_file(os.getpid()) == registry / f"tmu-{os.getpid()}.pid"
+    assert threads.pid_file(os.getpid()).is_file()
     assert torch.get_num_threads() == 4
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -66,3 +67,37 @@ def test_the_cli_waits_passively():
         check=True,
     )
     assert out.stdout.strip() == "PASSIVE"
+
+
+DEAD_PID = 2**22 + 1  # above Linux's largest pid_max: no process has it
+
+
+def test_running_deletes_only_the_pid_files_of_dead_tmu_processes(registry):
+    """The registry may be a folder the user chose (TMU_CORES_DIR): a file tmu did not write
+    survives, whatever its name; only a dead tmu process's pid file goes."""
+    assert threads.share_cores()
+    foreign = {
+        "notes.txt": b"mine",
+        "abc": b"",
+        "12345": b"a user's data, not an empty pid file",
+        f"tmu-{DEAD_PID}.pid.bak": b"",
+    }
+    for name, data in foreign.items():
+        (registry / name).write_bytes(data)
+    (registry / "77").mkdir()  # a folder named like a pid
+    dead_new, dead_old = registry / f"tmu-{DEAD_PID}.pid", registry / str(DEAD_PID)
+    dead_new.touch()
+    dead_old.touch()  # the bare-pid form of older versions
+    assert threads.running() == 1  # only this process is alive
+    assert not dead_new.exists() and not dead_old.exists()
+    for name, data in foreign.items():
+        assert (registry / name).read_bytes() == data
+    assert (registry / "77").is_dir()
+
+
+def test_a_live_pid_file_of_either_form_counts(registry):
+    assert threads.share_cores()
+    assert threads.pid_file(os.getpid()).parent == registry
+    assert threads.pid_file(os.getpid()).is_file()
+    (registry / str(os.getppid())).touch()  # an older tmu's file for a live process
+    assert threads.running() == 2

@@ -7,8 +7,9 @@ line and the job workers:
 
 * `OMP_WAIT_POLICY=PASSIVE` (set before torch loads OpenMP, in `tmu/__init__.py`): an idle
   OpenMP thread sleeps instead of spinning on a core another process needs;
-* `share_cores()` registers this process in a folder of running tmu processes (one file per pid,
-  removed at exit; files of dead pids are ignored), and `rebalance()` (called by the training
+* `share_cores()` registers this process in a folder of running tmu processes (one empty file
+  `tmu-PID.pid` per process, removed at exit; a dead process's file is removed by the next look,
+  and nothing else in the folder is ever touched), and `rebalance()` (called by the training
   loop at every epoch) sets torch's threads to the cores divided by the processes now running,
   at least one: a run started alone uses every core, and gives half back when a second starts.
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +50,7 @@ def share_cores(max_threads: int | None = None) -> bool:
         return False
     folder = registry_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    me = folder / str(os.getpid())
+    me = pid_file(os.getpid(), folder)
     me.touch()
     atexit.register(lambda: me.unlink(missing_ok=True))
     _registry, _cap = folder, max_threads
@@ -55,17 +58,46 @@ def share_cores(max_threads: int | None = None) -> bool:
     return True
 
 
+PID_FILE = re.compile(r"tmu-(\d+)\.pid|(\d+)")
+"""The names of registry files: `tmu-PID.pid`, or a bare PID (what tmu 0.2.0 and earlier wrote)."""
+
+
+def pid_file(pid: int, folder: Path | None = None) -> Path:
+    """The registry file of process `pid`."""
+    return (folder or _registry or registry_dir()) / f"tmu-{pid}.pid"
+
+
+def _registered_pid(entry: Path) -> int | None:
+    """The pid that `entry` registers, or None when tmu did not write it: another name, not a
+    plain file (a folder, a link), or a bare-pid name with content (a user's file: tmu's are
+    empty). The folder may be one the user chose (TMU_CORES_DIR) and holds other files."""
+    match = PID_FILE.fullmatch(entry.name)
+    if match is None:
+        return None
+    try:
+        info = entry.lstat()
+    except OSError:  # removed meanwhile
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
 def running() -> int:
-    """How many registered tmu processes are alive (at least this one)."""
+    """How many registered tmu processes are alive (at least this one). The file of a process
+    that died without cleaning up is removed; nothing tmu did not write is touched."""
     if _registry is None:
         return 1
     alive = 0
     for entry in _registry.iterdir():
+        pid = _registered_pid(entry)
+        if pid is None:
+            continue
         try:
-            os.kill(int(entry.name), 0)
+            os.kill(pid, 0)
             alive += 1
-        except (ValueError, ProcessLookupError):
-            entry.unlink(missing_ok=True)  # a process that died without cleaning up
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
         except PermissionError:
             alive += 1  # alive, another user's
     return max(alive, 1)
