@@ -182,3 +182,68 @@ def test_keys_change_with_the_cache_version(monkeypatch):
     before = artifacts.config_key("original", {"a": 1})
     monkeypatch.setattr(artifacts, "CACHE_VERSION", "next")
     assert artifacts.config_key("original", {"a": 1}) != before
+
+
+# ----------------------------------------------------------------------------- a reader's discard
+
+
+def _writer_wins_the_race(monkeypatch, name, write_fresh):
+    """Patch `artifacts.<name>` (the loader a read uses) so that its first call fails as on a
+    broken file, after another writer has replaced the file with a good one: the moment between
+    a reader's failed read and its discard."""
+    owner, attr = (artifacts.json, "loads") if name == "json.loads" else (artifacts, name)
+    if name == "np.load":
+        owner, attr = artifacts.np, "load"
+    real, calls = getattr(owner, attr), []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            write_fresh()
+            raise ValueError("truncated (the old file)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attr, racing)
+    return calls
+
+
+def test_a_failed_read_never_discards_the_fresh_model_a_writer_just_renamed_in(store, monkeypatch):
+    fresh = build_model("cnn", 1, 10, seed=3)
+    store.save_model("m", build_model("cnn", 1, 10, seed=0), {"label": "old"})
+    (store.root / "models" / "m.pt").write_bytes(b"PK\x03\x04 truncated")  # the broken old file
+    other = artifacts.Store(store.root)  # another process's writer
+    _writer_wins_the_race(
+        monkeypatch, "load_state_dict", lambda: other.save_model("m", fresh, {"label": "fresh"})
+    )
+    loaded, meta = store.load_model("m", build_model("cnn", 1, 10, seed=1))
+    assert meta == {"label": "fresh"}
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), fresh.state_dict().values())
+    )
+    assert (store.root / "models" / "m.pt").is_file() and (
+        store.root / "models" / "m.json"
+    ).is_file()
+
+
+def test_a_failed_read_never_discards_fresh_arrays_or_results(store, monkeypatch):
+    (store.root / "arrays").mkdir(parents=True)
+    (store.root / "arrays" / "a.npz").write_bytes(b"not a zip")
+    other = artifacts.Store(store.root)
+    _writer_wins_the_race(monkeypatch, "np.load", lambda: other.save_arrays("a", x=np.arange(3)))
+    assert store.load_arrays("a")["x"].tolist() == [0, 1, 2]
+    assert (store.root / "arrays" / "a.npz").is_file()
+    monkeypatch.undo()
+    (store.root / "results").mkdir(parents=True)
+    (store.root / "results" / "r.json").write_text('{"half":')
+    _writer_wins_the_race(monkeypatch, "json.loads", lambda: other.save_json("r", {"v": 2}))
+    assert store.load_json("r") == {"v": 2}
+    assert (store.root / "results" / "r.json").is_file()
+
+
+def test_a_file_that_stays_broken_is_still_discarded(store, caplog):
+    (store.root / "results").mkdir(parents=True)
+    (store.root / "results" / "r.json").write_text('{"half":')
+    with caplog.at_level("WARNING", logger="tmu.artifacts"):
+        assert store.load_json("r") is None
+    assert not (store.root / "results" / "r.json").exists()
+    assert "ignoring unreadable store file" in caplog.text

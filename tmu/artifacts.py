@@ -9,7 +9,8 @@ to $TMU_HOME or ./runs.
 Several processes may share one store (the dashboard's job workers, a CLI run, a Ray cluster on
 one disk): each write of a key holds that key's file lock, and an entry that cannot be read back
 (a truncated or empty file from a copy, a full disk, a crash on a filesystem that lost the data)
-is logged, discarded and computed again rather than served.
+is logged, discarded and computed again rather than served. A read that succeeds sets the file's
+modification time (its last use: `tmu.budget` evicts the least recently used entries first).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -135,8 +137,104 @@ def save_state_dict(path: Path, model: torch.nn.Module) -> None:
     atomic_write(Path(path), buf.getvalue())
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: Path | IO[bytes]) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+Signature = tuple[int, int, int]
+"""(inode, mtime_ns, size) of a file: whether the file at a path is still the one that was read."""
+
+
+def signature(info: os.stat_result) -> Signature:
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def touch(path: Path) -> None:
+    """Record a use of `path` (its modification time: atime is often off or lazy); a store on a
+    read-only disk is left as it is."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _parse_json(fh: IO[bytes]) -> Any:
+    return json.loads(fh.read())
+
+
+def _parse_meta(fh: IO[bytes]) -> dict:
+    meta = json.loads(fh.read())
+    if not isinstance(meta, dict):
+        raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _parse_state(fh: IO[bytes]) -> dict[str, torch.Tensor]:
+    state = load_state_dict(fh)
+    if not isinstance(state, dict):
+        raise ValueError(f"expected a state_dict, got {type(state).__name__}")
+    return state
+
+
+def _parse_arrays(fh: IO[bytes]) -> dict[str, np.ndarray]:
+    with np.load(fh, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+EVICTED = ".evicted."
+"""The prefix of a job folder being deleted by an eviction (`tmu.budget`), moved out of jobs/
+first so that no one lists it half-deleted; a crash mid-way leaves it to `Store.clean`."""
+
+READ_TRIES = 3
+"""Reads of one file before giving up, when a writer keeps replacing it between a failed read and
+its discard (each replacement is a fresh file, worth reading)."""
+
+
+def remove_stale(paths: Iterable[Path], max_age_days: float) -> list[Path]:
+    """Remove those of `paths` (files or folders that crashed writers left) whose newest file is
+    older than `max_age_days`: a younger one may be a write or an import in progress in another
+    process. Links are never followed nor removed. Returns the removed paths; one that cannot be
+    removed is logged and skipped."""
+    cutoff = time.time() - max_age_days * 86400
+    removed = []
+    for path in paths:
+        try:
+            if path.is_symlink() or _newest(path) >= cutoff:
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError as err:  # removed by another process meanwhile, no permission
+            logger.warning("cannot remove the leftover %s: %s", path, err)
+            continue
+        removed.append(path)
+    return removed
+
+
+def _newest(path: Path) -> float:
+    """The newest modification time of `path` and, for a folder, of anything inside it."""
+    times = [path.lstat().st_mtime]
+    if path.is_dir():
+        times += [p.lstat().st_mtime for p in path.rglob("*")]
+    return max(times)
+
+
+MKDTEMP = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9_.-]*\.[a-z0-9_]{8}")
+"""The folders `tempfile.mkdtemp(prefix=".NAME.")` makes: an import of dataset NAME in progress
+(tmu.importer) or an upload in transit (`.upload.`). A dataset's name never starts with a dot."""
+
+
+def clean_imported(imported: Path, max_age_days: float = 1.0) -> list[Path]:
+    """Remove the temporary folders that crashed imports and uploads left in `imported`
+    (DATA_ROOT/imported), older than `max_age_days`; datasets and anything else are kept."""
+    folder = Path(imported)
+    try:
+        found = sorted(folder.glob(".*")) if folder.is_dir() else []
+    except OSError as err:  # no permission
+        logger.warning("cannot look for leftover imports in %s: %s", folder, err)
+        return []
+    removed = remove_stale(
+        [p for p in found if MKDTEMP.fullmatch(p.name) and p.is_dir()], max_age_days
+    )
+    if removed:
+        logger.info("removed %d leftover import folder(s) from %s", len(removed), folder)
+    return removed
 
 
 # Keys whose lock this thread holds (root, key) -> depth: `Store.lock` is re-entrant, as
@@ -193,11 +291,14 @@ class Store:
         return self.root / kind / f"{key}.{ext}"
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str, *, blocking: bool = True) -> Iterator[bool]:
         """Hold `key`'s lock, ROOT/locks/KEY.lock, exclusively (fcntl.flock, so it also holds
         across processes, and the kernel releases it when a process dies). Re-entrant within a
         thread. Lock files are left in place: deleting one while another process waits on it
-        would let a third take a different lock on a new file of the same name."""
+        would let a third take a different lock on a new file of the same name.
+
+        Yields whether the lock is held: always True when `blocking`; without, False at once
+        when another holder has it (eviction skips a key that is being written or trained)."""
         ident = (str(self.root.resolve()), key)
         depth = getattr(_held, "depth", None)
         if depth is None:
@@ -205,7 +306,7 @@ class Store:
         if depth.get(ident):
             depth[ident] += 1
             try:
-                yield
+                yield True
             finally:
                 depth[ident] -= 1
             return
@@ -217,7 +318,10 @@ class Store:
             raise _write_error(path, err) from err
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:  # held elsewhere, and we may not wait
+                yield False
+                return
             except OSError as err:  # ENOLCK/EOPNOTSUPP: a filesystem without locks (some NFS)
                 logger.warning(
                     "cannot lock %s (%s): writing without the lock; the writes stay atomic, two "
@@ -227,7 +331,7 @@ class Store:
                 )
             depth[ident] = 1
             try:
-                yield
+                yield True
             finally:
                 depth.pop(ident, None)
         finally:
@@ -246,27 +350,59 @@ class Store:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
 
+    def _read(self, key: str, path: Path, parse: Callable[[IO[bytes]], Any], *others: Path) -> Any:
+        """`parse` of the file `path` of entry `key`, or None when it is missing or unreadable.
+
+        An unreadable file is discarded with `others` (the rest of its entry) under the key's
+        lock, and only while it is still the file that failed: a reader holds no lock while it
+        reads, so a writer may have renamed a fresh, good file into place meanwhile; that one
+        is read instead. A file read whole has its use recorded (`touch`)."""
+        for _ in range(READ_TRIES):
+            try:
+                fh = open(path, "rb")
+            except FileNotFoundError:
+                return None
+            except OSError as err:  # no permission, a folder: not ours to judge or delete
+                logger.warning("cannot read store file %s: %s", path, err)
+                return None
+            with fh:
+                read = signature(os.fstat(fh.fileno()))
+                try:
+                    value = parse(fh)
+                except Exception as err:  # truncated zip, EOFError, UnpicklingError, JSON...
+                    failure = err
+                else:
+                    touch(path)
+                    return value
+            if self._discard_if_unchanged(key, path, read, failure, *others):
+                return None
+        return None
+
+    def _discard_if_unchanged(
+        self, key: str, path: Path, read: Signature, err: BaseException, *others: Path
+    ) -> bool:
+        """Under `key`'s lock, discard `path` (and `others`) if it is still the file whose
+        signature was `read`; True when it is gone, False when another file took its place."""
+        with self.lock(key):
+            try:
+                now = signature(path.stat())
+            except FileNotFoundError:  # another reader discarded it
+                return True
+            if now != read:
+                return False
+            self._discard(path, err, *others)
+            return True
+
     def _read_model(self, key: str) -> tuple[dict[str, torch.Tensor], dict] | None:
         """The stored state_dict and metadata of `key`, or None when either file is missing or
-        unreadable (then discarded, see `_discard`)."""
+        unreadable (then discarded, see `_read`). The metadata is read after the weights: a
+        writer writes it last, so it is never older than the weights it comes with."""
         pt, meta_path = self._path("models", key, "pt"), self._path("models", key, "json")
         if not (pt.is_file() and meta_path.is_file()) and not self._unpack_shipped(key):
             return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            if not isinstance(meta, dict):
-                raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
-        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
-            self._discard(meta_path, err, pt)
-            return None
-        try:
-            state = load_state_dict(pt)
-            if not isinstance(state, dict):
-                raise ValueError(f"expected a state_dict, got {type(state).__name__}")
-        except Exception as err:  # truncated zip: RuntimeError; empty: EOFError; UnpicklingError
-            self._discard(pt, err, meta_path)
-            return None
-        return state, meta
+        state = self._read(key, pt, _parse_state, meta_path)
+        meta = None if state is None else self._read(key, meta_path, _parse_meta, pt)
+        return None if meta is None else (state, meta)
 
     def has_model(self, key: str) -> bool:
         """Whether model `key` is stored and readable (an unreadable entry is discarded)."""
@@ -322,15 +458,7 @@ class Store:
 
     def load_arrays(self, key: str) -> dict[str, np.ndarray] | None:
         """The stored arrays of `key`, or None when missing or unreadable (then discarded)."""
-        path = self._path("arrays", key, "npz")
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except Exception as err:  # BadZipFile, EOFError, zlib.error, ValueError
-            self._discard(path, err)
-            return None
+        return self._read(key, self._path("arrays", key, "npz"), _parse_arrays)
 
     def save_arrays(self, key: str, **arrays: np.ndarray) -> None:
         buf = io.BytesIO()
@@ -340,14 +468,7 @@ class Store:
 
     def load_json(self, key: str) -> Any | None:
         """The stored result of `key`, or None when missing or unreadable (then discarded)."""
-        path = self._path("results", key, "json")
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            self._discard(path, err)
-            return None
+        return self._read(key, self._path("results", key, "json"), _parse_json)
 
     def save_json(self, key: str, obj: Any) -> None:
         with self.lock(key):
@@ -358,31 +479,21 @@ class Store:
     ) -> list[Path]:
         """Remove what crashed writers left behind, older than `max_age_days` (a younger one
         may belong to a write in progress in another process): temporary files `.*.tmp`
-        anywhere in the store, and job folders ROOT/jobs/ID for which `keep_job(folder)` is
+        anywhere in the store, uploads in transit `uploads/**/*.part`, folders an eviction was
+        deleting (`.evicted.*`), and job folders ROOT/jobs/ID for which `keep_job(folder)` is
         False (the job backend knows which are finished; without `keep_job` none is removed).
         Returns the removed paths; a file that cannot be removed is logged and skipped."""
-        cutoff = time.time() - max_age_days * 86400
-        removed: list[Path] = []
-
-        def newest(path: Path) -> float:
-            times = [path.stat().st_mtime]
-            if path.is_dir():
-                times += [p.stat().st_mtime for p in path.rglob("*")]
-            return max(times)
-
         try:
-            for tmp in self.root.rglob(".*.tmp"):
-                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
-                    tmp.unlink()
-                    removed.append(tmp)
+            found = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
+            found += [p for p in (self.root / "uploads").rglob("*.part") if p.is_file()]
+            found += sorted(self.root.glob(f"{EVICTED}*"))
             jobs = self.root / "jobs"
             if keep_job is not None and jobs.is_dir():
-                for folder in jobs.iterdir():
-                    if folder.is_dir() and newest(folder) < cutoff and not keep_job(folder):
-                        shutil.rmtree(folder)
-                        removed.append(folder)
-        except OSError as err:  # a file removed by another process meanwhile, no permission
+                found += [p for p in jobs.iterdir() if p.is_dir() and not keep_job(p)]
+        except OSError as err:  # a folder removed by another process meanwhile, no permission
             logger.warning("cleaning the store %s stopped: %s", self.root, err)
+            return []
+        removed = remove_stale(found, max_age_days)
         if removed:
             logger.info(
                 "cleaned %d stale file(s) and job folder(s) from %s", len(removed), self.root
