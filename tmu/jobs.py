@@ -36,9 +36,10 @@ import traceback
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from .artifacts import Store, config_key, default_root, write_json
+from .budget import Entry, Pins, evict, paths_under
 from .config import RunConfig, from_dict, to_dict
 
 logger = logging.getLogger(__name__)
@@ -355,7 +356,12 @@ class JobQueue(JobBackend):
     Ray cluster) that hand each job to `runner` (a ThreadRunner by default; the dashboard uses a
     ProcessRunner, or a `tmu.ray_backend.RayRunner`). Without `kinds` it uses the registry
     JOB_KINDS as it is at each submit. On start it clears the store of day-old temporary files
-    and interrupted job folders (`Store.clean`)."""
+    and interrupted job folders (`Store.clean`).
+
+    With `max_store_bytes`, it keeps the store within that budget at start and after each job,
+    least recently used first (`tmu.budget`), but never what is in use: an active job's folder
+    and the files its config names, and what an owner pinned (`pin`: the run a tab shows), for
+    `pin_seconds` after the owner's last pin."""
 
     def __init__(
         self,
@@ -365,6 +371,8 @@ class JobQueue(JobBackend):
         workers: int | None = None,
         max_queued: int | None = None,
         max_per_owner: int | None = None,
+        max_store_bytes: int | None = None,
+        pin_seconds: float = 3600.0,
     ):
         self.root = Path(root if root is not None else default_root()).resolve()
         self.store = Store(self.root)
@@ -376,7 +384,10 @@ class JobQueue(JobBackend):
         self.max_queued, self.max_per_owner = max_queued, max_per_owner
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
+        self.max_store_bytes, self.pins = max_store_bytes, Pins(pin_seconds)
+        self._evicting = threading.Lock()
         self.store.clean(keep_job=self._keep_job)
+        self.enforce_budget()
         self._workers = [
             threading.Thread(target=self._work, name=f"tmu-job-worker-{i}", daemon=True)
             for i in range(workers or self.runner.parallelism)
@@ -393,6 +404,44 @@ class JobQueue(JobBackend):
         except (OSError, ValueError, KeyError, TypeError):
             return False
         return kind not in self.kinds or (folder / self.kinds[kind].marker).is_file()
+
+    def pin(self, owner: str | None, paths: Iterable[str | Path | None]) -> None:
+        """Keep `paths` (the run `owner`'s tab shows, the weights it uses) from eviction, instead
+        of what `owner` pinned before, until `pin_seconds` pass without another pin."""
+        self.pins.pin(owner, paths)
+
+    def in_use(self) -> set[Path]:
+        """What eviction keeps: active jobs' folders and the store files their configs name
+        (uploaded weights), and every path pinned now."""
+        with self._lock:
+            active = [(j.out_dir, j.config) for j in self._jobs.values() if j.active]
+        used = {Path(out) for out, _ in active}
+        used.update(p for _, config in active for p in paths_under(config, self.root))
+        return used | self.pins.paths()
+
+    def enforce_budget(self) -> list[Entry]:
+        """Evict the least recently used store entries beyond `max_store_bytes` (None: no
+        budget), keeping what is in use; returns what went (logged by tmu.budget). One eviction
+        at a time: a worker that finds another one evicting skips its turn."""
+        if self.max_store_bytes is None or not self._evicting.acquire(blocking=False):
+            return []
+        try:
+            return evict(self.store, self.max_store_bytes, self.in_use())
+        finally:
+            self._evicting.release()
+
+    def _after_job(self, job: JobStatus) -> None:
+        """Once `job` ended: pin a finished job's folder for its owners (their tabs show it
+        next), then keep the store within its budget. A fault here is logged, never the job's."""
+        try:
+            with self._lock:
+                owners = list(job.owners) or [None]
+            if job.state == DONE:
+                for owner in owners:
+                    self.pin(owner, [job.out_dir, *paths_under(job.config, self.root)])
+            self.enforce_budget()
+        except Exception:
+            logger.exception("after job %s: keeping the store within its budget failed", job.id)
 
     def describe(self) -> dict:
         """Where this queue's jobs run (the runner's description) and how many run at once."""
@@ -558,6 +607,7 @@ class JobQueue(JobBackend):
             job.state, job.error, job.finished = state, error, time.time()
             if state == DONE:
                 job.fraction, job.stage_fraction = 1.0, 1.0
+        self._after_job(job)
 
     def _fail(self, job_id: str, error: str) -> None:
         """Mark `job_id` failed unless it already ended; never raises (the worker's last resort)."""

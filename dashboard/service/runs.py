@@ -8,14 +8,16 @@ import os
 import threading
 from pathlib import Path
 
-from tmu.artifacts import default_root
+from tmu.artifacts import clean_imported, default_root
+from tmu.budget import budget_from_env
 from tmu.config import ConfigError, RunConfig, from_dict
+from tmu.data import IMPORTED
 from tmu.jobs import JobQueue, JobStatus, ProcessRunner, Runner
 from tmu.models import apply_recipe
 from tmu.scenarios import QUICK, merge
 from tmu.unlearn import METHODS
 
-from .data import dataset_label
+from .data import data_root, dataset_label
 from .forget import check_forget, forget_spec
 from .state import Key, State
 from .uploads import check_weights, weights_in_use
@@ -52,19 +54,27 @@ def make_runner() -> Runner:
 
 def backend(root: str | Path | None = None) -> JobQueue:
     """The process-wide job backend for a store root (default $TMU_HOME or ./runs): a FIFO queue
-    whose jobs run on `make_runner()`'s workers (with every job kind registered so far). Raises
-    BackendUnavailable while the configured backend cannot be reached (tried again next call)."""
+    whose jobs run on `make_runner()`'s workers (with every job kind registered so far), within
+    the store budget `TMU_MAX_STORE_GB`. Its start also removes the day-old folders of crashed
+    imports and uploads from the data root. Raises BackendUnavailable while the configured
+    backend cannot be reached or the budget is malformed (tried again next call)."""
     root = Path(root if root is not None else default_root()).resolve()
     key = "|".join(
         [str(root), *(os.environ.get(k, "") for k in ("TMU_BACKEND", "TMU_RAY_ADDRESS"))]
     )
     with _lock:
         if key not in _backends:
+            try:
+                store_budget = budget_from_env()
+            except ValueError as err:
+                raise BackendUnavailable(str(err)) from None
+            clean_imported(data_root() / IMPORTED)
             _backends[key] = JobQueue(
                 root,
                 runner=make_runner(),
                 max_queued=int(os.environ.get("TMU_MAX_QUEUED", "50")),
                 max_per_owner=int(os.environ.get("TMU_MAX_JOBS_PER_VISITOR", "3")),
+                max_store_bytes=store_budget,
             )
         return _backends[key]
 
@@ -203,9 +213,11 @@ def finished_runs(be: JobQueue | None = None, state: State | None = None) -> lis
 
 def current_run(state: State, be: JobQueue | None = None) -> Path | None:
     """The run the result pages show: the one picked (or just finished) in this session, else the
-    newest finished one on disk (so a closed tab loses nothing)."""
+    newest finished one on disk (so a closed tab loses nothing). It is pinned for this tab, with
+    the weights it uploaded: the store budget never evicts what a tab is showing."""
+    be = be or backend()
     runs = finished_runs(be, state)
     picked = state.get(Key.RUN_PATH)
-    if picked and Path(picked) in runs:
-        return Path(picked)
-    return runs[0] if runs else None
+    run = Path(picked) if picked and Path(picked) in runs else (runs[0] if runs else None)
+    be.pin(state.get(Key.VISITOR), [run, weights_in_use(state)])
+    return run
