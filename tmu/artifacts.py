@@ -369,6 +369,8 @@ class Store:
                 read = signature(os.fstat(fh.fileno()))
                 try:
                     value = parse(fh)
+                except MemoryError:  # this process's trouble, not the file's
+                    raise
                 except Exception as err:  # truncated zip, EOFError, UnpicklingError, JSON...
                     failure = err
                 else:

@@ -21,6 +21,7 @@ import math
 import os
 import secrets
 import shutil
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def _files(folder: Path) -> Iterator[os.stat_result]:
                 info = os.lstat(os.path.join(dirpath, name))
             except OSError:  # removed meanwhile
                 continue
-            if not os.path.islink(os.path.join(dirpath, name)):
+            if stat.S_ISREG(info.st_mode):
                 yield info
 
 
