@@ -4,11 +4,12 @@ once and shared), cannot cancel another's, and the queue and each visitor's shar
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from tmu.config import RunConfig, from_dict
-from tmu.jobs import CANCELLED, DONE, JobKind, JobQueue, QueueFull
+from tmu.jobs import CANCELLED, DONE, JobCancelled, JobKind, JobQueue, QueueFull
 
 RELEASE = threading.Event()
 
@@ -100,3 +101,55 @@ def test_a_tab_sees_its_own_runs_first(tmp_path):
     state[Key.MY_RUNS] = [str(folders[0])]
     assert service.finished_runs(be, state) == [folders[0], folders[1]]
     assert service.current_run(state, be) == folders[0]
+
+
+class StoppingSlowly:
+    """A task whose first run stops only when STOP is set after its cancel (as a worker process
+    takes a moment to die); every later run finishes at once. LOG records each start and end."""
+
+    def __init__(self):
+        self.log: list[str] = []
+        self.stopping, self.stop = threading.Event(), threading.Event()
+
+    def task(self, cfg, store, out, progress):
+        run = sum(x.startswith("start") for x in self.log) + 1
+        self.log.append(f"start {run}")
+        try:
+            while run == 1:
+                progress("work", 0.5)
+                time.sleep(0.005)
+        except JobCancelled:
+            self.stopping.set()
+            assert self.stop.wait(10)
+            self.log.append(f"end {run}")
+            raise
+        (out / "done.txt").write_text(str(run))
+        self.log.append(f"end {run}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_submitted_while_a_cancelled_one_stops_is_a_fresh_job_that_runs(tmp_path, workers):
+    """Tab A cancels its job; tab B submits the same job while the cancelled one still runs (its
+    process stopping): B gets a fresh job of its own that runs after the old one stopped, in the
+    same folder, never both at once."""
+    task = StoppingSlowly()
+    kind = JobKind("slow", task.task, lambda c: ["work"], "done.txt")
+    q = JobQueue(tmp_path, kinds={"slow": kind}, workers=workers)
+    old = q.submit(cfg(7), "slow", owner="alice")
+    while q.status(old).stage is None:
+        time.sleep(0.005)
+    assert q.cancel(old, owner="alice")
+    assert task.stopping.wait(10) and q.status(old).state == "running"  # still stopping
+    new = q.submit(cfg(7), "slow", owner="bob")
+    assert new != old and q.status(new).owners == ["bob"]
+    assert q.status(new).out_dir == q.status(old).out_dir == str(q.out_dir(old))
+    assert q.submit(cfg(7), "slow", owner="carol") == new  # later ones share the fresh job
+    time.sleep(0.05)  # a second worker would have started it by now: it waits for the old one
+    assert q.status(new).state == "queued" and task.log == ["start 1"]
+    task.stop.set()
+    assert q.wait(old, timeout=10).state == CANCELLED
+    done = q.wait(new, timeout=10)
+    assert done.state == DONE and done.owners == ["bob", "carol"]
+    assert task.log == ["start 1", "end 1", "start 2", "end 2"]
+    assert (tmp_path / "jobs" / old / "done.txt").read_text() == "2"
+    assert q.status(new).id == new and q.submit(cfg(7), "slow") in (old, new)  # done on disk

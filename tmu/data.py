@@ -570,3 +570,13 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
         "" if pool.official_test is None else f", {len(pool.official_test)} official test",
     )
     return pool
+
+
+def content_fingerprint(dataset: str, root: str | Path | None = None) -> str:
+    """What the files behind `dataset` hold now, as a short hash for cache and job keys: for
+    `imagefolder:PATH` (an imported NAME included) `dataset_fingerprint`, the sorted (relative
+    path, size, mtime_ns) of every file (cheap: no file is read), so that a folder replaced
+    under the same name or edited in place gets new keys; "" for a registry dataset, whose
+    files never change under its name, so that a key that appends it only when non-empty stays
+    byte-identical (the shipped demo models keep matching)."""
+    return dataset_fingerprint(dataset, root) or ""

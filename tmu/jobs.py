@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -128,9 +129,29 @@ def register_job_kind(kind: JobKind) -> JobKind:
 register_job_kind(JobKind("run", run_task, _run_stages, "report.json"))
 
 
+def input_fingerprint(cfg: RunConfig) -> str:
+    """What the files `cfg` names hold now: an image folder's listing (`content_fingerprint`)
+    and the original weights' stamp (`file_stamp`); "" for a registry dataset without weights.
+    Cheap (no file is read): a page computes it on every poll."""
+    from .data import content_fingerprint
+    from .models import file_stamp
+
+    data = content_fingerprint(cfg.dataset, cfg.data_root)
+    weights = file_stamp(cfg.original_weights)
+    return f"{data}:{weights}" if data or weights else ""
+
+
 def job_key(kind: str, cfg: RunConfig) -> str:
-    """The de-duplication key: a hash of the job kind and the whole config."""
-    return config_key("job", kind, to_dict(cfg))
+    """The de-duplication key: a hash of the job kind, the whole config and what its files hold
+    now (`input_fingerprint`): a dataset replaced under the same name, or edited weights, make a
+    fresh job instead of returning the old results. With a registry dataset and no weights
+    nothing is added, so those keys are the ones older versions wrote."""
+    fingerprint = input_fingerprint(cfg)
+    return config_key("job", kind, to_dict(cfg), *([fingerprint] if fingerprint else []))
+
+
+GENERATION = re.compile(r"([0-9a-f]{16})\.\d+")
+"""A later generation of job KEY, `KEY.N`: submitted while the cancelled job KEY still stopped."""
 
 
 @dataclass
@@ -188,7 +209,9 @@ class JobBackend(ABC):
         return self.kinds[name]
 
     def out_dir(self, job_id: str) -> Path:
-        return self.root / "jobs" / job_id
+        """The job's folder, named by its key (every generation `KEY.N` of a key shares it)."""
+        later = GENERATION.fullmatch(job_id)
+        return self.root / "jobs" / (later.group(1) if later else job_id)
 
     def finished(self, kind: str = "run") -> list[Path]:
         """Complete job folders of `kind` on disk, newest first (survive restarts and sessions)."""
@@ -381,6 +404,8 @@ class JobQueue(JobBackend):
         self.kinds = JOB_KINDS if kinds is None else dict(kinds)
         self._jobs: dict[str, JobStatus] = {}
         self._cancel: dict[str, threading.Event] = {}
+        self._latest: dict[str, str] = {}  # job key -> the id of its newest job (generation)
+        self._busy: dict[str, threading.Event] = {}  # job folder -> set once its job stops
         self.max_queued, self.max_per_owner = max_queued, max_per_owner
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
@@ -452,24 +477,26 @@ class JobQueue(JobBackend):
     ) -> str:
         """Queue `cfg` for `owner` (a dashboard visitor; None: nobody in particular). An identical
         active job is shared (its owners grow), never run twice. A new job beyond `max_queued`
-        waiting jobs, or beyond `max_per_owner` active jobs of this owner, raises QueueFull."""
+        waiting jobs, or beyond `max_per_owner` active jobs of this owner, raises QueueFull.
+
+        A job that was cancelled but still stops (its process dying) is not shared: the caller
+        gets a fresh job, the next generation `KEY.N` of the key, in the same folder, which
+        starts only once the cancelled one has stopped (see `_claim`)."""
         spec = self.kind(kind)
         key = job_key(kind, cfg)
         out = self.out_dir(key)
         with self._lock:
-            job = self._jobs.get(key)
-            if job is not None and job.active:
-                if owner is not None and owner not in job.owners:
-                    job.owners.append(owner)
-                return key
+            if (shared := self._join(key, owner)) is not None:
+                return shared
         job = JobStatus(key, kind, to_dict(cfg), str(out), stages=spec.stages(cfg))
         job.owners = [owner] if owner is not None else []
         if not force and (out / spec.marker).is_file():
             job.state, job.fraction, job.stage = DONE, 1.0, job.stages[-1]
             job.started = job.finished = time.time()
             with self._lock:
-                self._jobs[key] = job
-            return key
+                job.id = self._free_id(key)
+                self._jobs[job.id], self._latest[key] = job, job.id
+            return job.id
         self._check_quota(owner)
         # Written before the job is registered: a failed write leaves no job behind.
         try:
@@ -479,11 +506,42 @@ class JobQueue(JobBackend):
         except OSError as err:
             raise JobSubmitError(f"cannot queue the {kind} job: {err}") from err
         with self._lock:
-            if key in self._jobs and self._jobs[key].active:
-                return key
-            self._jobs[key], self._cancel[key] = job, threading.Event()
-        self._queue.put(key)
-        return key
+            if (shared := self._join(key, owner)) is not None:
+                return shared
+            job.id = self._free_id(key)
+            self._jobs[job.id], self._cancel[job.id] = job, threading.Event()
+            self._latest[key] = job.id
+        self._queue.put(job.id)
+        return job.id
+
+    def _join(self, key: str, owner: str | None) -> str | None:
+        """(Under the lock.) The id of the newest job of `key` when a new submit shares it, with
+        `owner` added to its owners; None when it ended or was cancelled (even while still
+        running: it stops, and would end "cancelled" for the newcomer too)."""
+        job = self._jobs.get(self._latest.get(key, key))
+        if job is None or not job.active or self._cancel[job.id].is_set():
+            return None
+        if owner is not None and owner not in job.owners:
+            job.owners.append(owner)
+        return job.id
+
+    def _free_id(self, key: str) -> str:
+        """(Under the lock.) The id of a new job of `key`: the key itself, unless a job of that
+        id is still active (a cancelled one stopping), then the next free generation `KEY.N`."""
+        job_id, n = key, 1
+        while (job := self._jobs.get(job_id)) is not None and job.active:
+            n += 1
+            job_id = f"{key}.{n}"
+        return job_id
+
+    def current(self, kind: str, cfg: RunConfig) -> JobStatus:
+        """The newest job of `cfg` and `kind` this queue knows (a fresh generation rather than
+        the cancelled one it follows), else a finished one on disk; KeyError when there is none.
+        Submits nothing: for a page that only shows what was asked for."""
+        key = job_key(kind, cfg)
+        with self._lock:
+            job_id = self._latest.get(key, key)
+        return self.status(job_id)
 
     def status(self, job_id: str) -> JobStatus:
         with self._lock:
@@ -584,29 +642,50 @@ class JobQueue(JobBackend):
                 logger.warning("worker failed on job %s: %s", job_id, traceback.format_exc())
                 self._fail(job_id, f"{type(err).__name__}: {err}")
 
+    def _claim(self, job: JobStatus) -> threading.Event | None:
+        """Mark queued `job` running once no other job runs in its folder (an older generation
+        of its key, cancelled and still stopping: with several workers the two would write one
+        folder at once; with one worker it has always stopped already). Returns the event to
+        set when `job` stops, or None when `job` was cancelled meanwhile."""
+        while True:
+            with self._lock:
+                if job.state != QUEUED:
+                    return None
+                busy = self._busy.get(job.out_dir)
+                if busy is None:
+                    self._busy[job.out_dir] = stopped = threading.Event()
+                    job.state, job.started = RUNNING, time.time()
+                    return stopped
+            busy.wait()
+
     def _run_one(self, job_id: str) -> None:
         with self._lock:
             job = self._jobs[job_id]
-            if job.state != QUEUED:
-                return
-            job.state, job.started = RUNNING, time.time()
+        stopped = self._claim(job)
+        if stopped is None:
+            return
         try:
-            state, error = self.runner.run(
-                self.kind(job.kind),
-                job.copy(),
-                self.store,
-                self._progress(job_id),
-                self._cancel[job_id],
-            )
-        except Exception as err:  # a runner fault fails this job, never the worker
-            logger.warning("runner failed on job %s: %s", job_id, traceback.format_exc())
-            state, error = FAILED, f"{type(err).__name__}: {err}"
-        if state not in (DONE, FAILED, CANCELLED):
-            state, error = FAILED, f"the runner returned an unknown job state {state!r}"
-        with self._lock:
-            job.state, job.error, job.finished = state, error, time.time()
-            if state == DONE:
-                job.fraction, job.stage_fraction = 1.0, 1.0
+            try:
+                state, error = self.runner.run(
+                    self.kind(job.kind),
+                    job.copy(),
+                    self.store,
+                    self._progress(job_id),
+                    self._cancel[job_id],
+                )
+            except Exception as err:  # a runner fault fails this job, never the worker
+                logger.warning("runner failed on job %s: %s", job_id, traceback.format_exc())
+                state, error = FAILED, f"{type(err).__name__}: {err}"
+            if state not in (DONE, FAILED, CANCELLED):
+                state, error = FAILED, f"the runner returned an unknown job state {state!r}"
+            with self._lock:
+                job.state, job.error, job.finished = state, error, time.time()
+                if state == DONE:
+                    job.fraction, job.stage_fraction = 1.0, 1.0
+        finally:  # the folder is free for the next generation, whatever happened
+            with self._lock:
+                self._busy.pop(job.out_dir, None)
+            stopped.set()
         self._after_job(job)
 
     def _fail(self, job_id: str, error: str) -> None:

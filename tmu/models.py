@@ -311,6 +311,21 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def file_stamp(path: str | Path | None) -> str:
+    """A cheap fingerprint of a file as it is now, from its stat alone (absolute path, size,
+    mtime_ns; "missing" when absent; "" for None): for keys computed on every page poll, where
+    hashing a large weights file each time would cost more than the page (the store keys the
+    model itself by `file_fingerprint`, its bytes)."""
+    if not path:
+        return ""
+    target = Path(path).expanduser().absolute()
+    try:
+        st = target.stat()
+    except OSError:
+        return hashlib.sha256(f"{target}|missing".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{target}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The state_dict in a `.pt` file saved elsewhere: a plain state_dict, or a checkpoint dict
     holding one under `state_dict` or `model`; a `module.` prefix (DataParallel) is dropped.

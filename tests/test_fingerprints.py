@@ -1,0 +1,98 @@
+"""Content fingerprints: a dataset replaced under the same name, or edited original weights, get
+new job and store keys (Run computes afresh instead of returning the old results); a registry
+dataset's keys are the ones older versions wrote (the shipped demo models keep matching)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tmu.config import RunConfig, from_dict
+from tmu.data import content_fingerprint
+from tmu.jobs import DONE, QUEUED, JobKind, JobQueue, job_key
+from tmu.pipeline import base_key
+
+# Computed by the code before content fingerprints (commit 51dcbe5), for RunConfig(dataset, seed=0).
+OLD_KEYS = {
+    "digits": ("3fa604eec8a99829", "0cf229d3e222ab8e", "9098ca3b534cbaf5"),
+    "mnist5k": ("cc35297d585bcd83", "86a50f2ac46cb7af", "a7c4fcca4c98c23e"),
+}
+
+
+def imported(root: Path, content: bytes, mtime_ns: int) -> None:
+    """DATA_ROOT/imported/mine: two class folders of two files each, all with `mtime_ns`."""
+    for cls in ("cat", "dog"):
+        for i in range(2):
+            path = root / "imported" / "mine" / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content + bytes([i]))
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def mine(root: Path, **extra) -> RunConfig:
+    return from_dict(
+        RunConfig, {"dataset": "imagefolder:mine", "data_root": str(root), "seed": 0, **extra}
+    )
+
+
+@pytest.mark.parametrize("dataset", sorted(OLD_KEYS))
+def test_a_registry_datasets_keys_are_unchanged(dataset):
+    cfg = from_dict(RunConfig, {"dataset": dataset, "seed": 0})
+    assert content_fingerprint(dataset) == ""
+    assert (job_key("run", cfg), job_key("embedding", cfg), base_key(cfg)) == OLD_KEYS[dataset]
+
+
+def test_a_dataset_replaced_under_its_name_gets_new_job_and_store_keys(tmp_path):
+    imported(tmp_path, b"old", 1_000_000_000_000_000_000)
+    cfg = mine(tmp_path)
+    before = content_fingerprint(cfg.dataset, tmp_path), job_key("run", cfg), base_key(cfg)
+    assert len(before[0]) == 16
+    assert before == (
+        content_fingerprint(cfg.dataset, tmp_path),
+        job_key("run", cfg),
+        base_key(cfg),
+    )
+    shutil.rmtree(tmp_path / "imported" / "mine")  # as docs/security.md advises: rm -r, import
+    imported(tmp_path, b"new", 1_000_000_000_000_000_001)
+    after = content_fingerprint(cfg.dataset, tmp_path), job_key("run", cfg), base_key(cfg)
+    assert all(a != b for a, b in zip(before, after))
+    # One file edited in place (same size, a new mtime) is enough.
+    os.utime(tmp_path / "imported/mine/dog/1.png", ns=(2_000_000_000_000_000_000,) * 2)
+    assert job_key("run", cfg) != after[1] and base_key(cfg) != after[2]
+
+
+def test_edited_original_weights_get_new_job_and_store_keys(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"first weights")
+    os.utime(weights, ns=(1_000_000_000_000_000_000,) * 2)
+    cfg = from_dict(RunConfig, {"dataset": "digits", "original_weights": str(weights)})
+    before = job_key("run", cfg), base_key(cfg)
+    assert before[0] != job_key("run", from_dict(RunConfig, {"dataset": "digits"}))
+    weights.write_bytes(b"other weights")
+    os.utime(weights, ns=(1_000_000_000_000_000_001,) * 2)
+    after = job_key("run", cfg), base_key(cfg)
+    assert after[0] != before[0] and after[1] != before[1]
+
+
+def test_run_after_a_replaced_dataset_computes_afresh(tmp_path):
+    """The finding: Run returned the old results (the finished job folder of the same config)."""
+    calls = []
+
+    def task(cfg, store, out, progress):
+        calls.append(cfg.dataset)
+        (out / "report.json").write_text("{}")
+
+    q = JobQueue(
+        tmp_path / "store", kinds={"run": JobKind("run", task, lambda c: ["x"], "report.json")}
+    )
+    imported(tmp_path, b"old", 1_000_000_000_000_000_000)
+    first = q.submit(mine(tmp_path))
+    assert q.wait(first, timeout=10).state == DONE and q.submit(mine(tmp_path)) == first
+    shutil.rmtree(tmp_path / "imported" / "mine")
+    imported(tmp_path, b"new", 1_000_000_000_000_000_001)
+    second = q.submit(mine(tmp_path))
+    assert second != first and q.status(second).state in (QUEUED, "running", DONE)
+    assert q.wait(second, timeout=10).state == DONE and len(calls) == 2
