@@ -96,3 +96,26 @@ def test_run_after_a_replaced_dataset_computes_afresh(tmp_path):
     second = q.submit(mine(tmp_path))
     assert second != first and q.status(second).state in (QUEUED, "running", DONE)
     assert q.wait(second, timeout=10).state == DONE and len(calls) == 2
+
+
+def test_the_listing_is_dataset_fingerprints_and_a_readers_reuse_sees_a_replaced_folder(tmp_path):
+    """content_fingerprint lists with os.scandir the value dataset_fingerprint gives (the store
+    keys of image folders do not change); a reader's reuse (max_age) still sees a replaced
+    folder at once."""
+    from tmu.data import dataset_fingerprint
+
+    imported(tmp_path, b"old", 1_000_000_000_000_000_000)
+    folder = tmp_path / "imported" / "mine"
+    (folder / "cat" / "deep").mkdir()
+    (folder / "cat" / "deep" / "x.png").write_bytes(b"x")
+    (folder / "dangling.png").symlink_to(tmp_path / "nowhere")
+    (folder / "linked").symlink_to(folder / "cat")
+    assert content_fingerprint("imagefolder:mine", tmp_path) == dataset_fingerprint(
+        "imagefolder:mine", tmp_path
+    )
+    old = content_fingerprint("imagefolder:mine", tmp_path, max_age=60)
+    shutil.rmtree(folder)
+    imported(tmp_path, b"new", 1_000_000_000_000_000_001)
+    for path in (folder, folder / "cat", folder / "dog"):  # an import seconds later, as in use
+        os.utime(path, ns=(3_000_000_000_000_000_000,) * 2)
+    assert content_fingerprint("imagefolder:mine", tmp_path, max_age=60) != old

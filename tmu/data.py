@@ -15,6 +15,7 @@ per class). Every bad input raises `DatasetError`, whose message names the bad v
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -40,9 +41,13 @@ IMAGEFOLDER_PREFIX = "imagefolder:"
 IMAGEFOLDER_SIZE = 32  # side (pixels) mixed-size images are resized to
 IMAGEFOLDER_MAX_PIXELS = 2**25
 """Largest image (width x height, about 5800 x 5800) `imagefolder:` decodes; env var
-TMU_MAX_IMAGE_PIXELS overrides it. Each image is held as float32 before it is resized, so one
+TMU_MAX_IMAGE_PIXELS overrides it. Each image is decoded whole before it is resized, so one
 huge or forged ("decompression bomb") file would otherwise fill the memory. Pillow's own limit
 (2 x `PIL.Image.MAX_IMAGE_PIXELS`) still applies above this one."""
+IMAGEFOLDER_MAX_BYTES = 2 * 2**30
+"""Largest pool (bytes of float32 images after the size policy) `imagefolder:` allocates; env
+var TMU_MAX_POOL_BYTES overrides it. The pixel limit bounds one image, this one the total: a
+13 KB zip of forty 3000 x 3000 PNGs would otherwise decode to gigabytes."""
 _GRAY_MODES = {"1", "L", "LA", "I;16", "I;16B", "I;16L", "I;16N"}
 _UNSUPPORTED_MODES = {"I", "F"}  # 32-bit int / float: no fixed range to scale to [0, 1]
 _SKIPPED_FOLDERS = {"__MACOSX"}  # resource forks a zip made on macOS unpacks next to the classes
@@ -311,15 +316,24 @@ def _image_files(folder: Path, root: Path, skipped: list[str]) -> list[Path]:
 
 
 def _max_pixels() -> int:
-    text = os.environ.get("TMU_MAX_IMAGE_PIXELS")
+    return _env_limit("TMU_MAX_IMAGE_PIXELS", IMAGEFOLDER_MAX_PIXELS)
+
+
+def _max_bytes() -> int:
+    return _env_limit("TMU_MAX_POOL_BYTES", IMAGEFOLDER_MAX_BYTES)
+
+
+def _env_limit(var: str, default: int) -> int:
+    """A positive whole-number limit from env var `var`, else `default`."""
+    text = os.environ.get(var)
     if not text:
-        return IMAGEFOLDER_MAX_PIXELS
+        return default
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise DatasetError(f"TMU_MAX_IMAGE_PIXELS={text!r} must be a positive whole number")
+        raise DatasetError(f"{var}={text!r} must be a positive whole number")
     return value
 
 
@@ -331,15 +345,10 @@ def _too_large(path: Path, size: tuple[int, int], limit: int) -> DatasetError:
     )
 
 
-def _read_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
-    """One image as float32 (C, H, W) in [0, 1]: C = 1 for grayscale modes (1, L, LA, 16-bit),
-    else 3 (RGB; alpha is dropped, palettes are expanded).
-
-    An image over `max_pixels` (default `_max_pixels()`) is a DatasetError, checked from the
-    header before any pixel is decoded. A file that does not decode (not an image, truncated,
-    a mode with no fixed range) is an `_UnreadableImage`, which `load_imagefolder` skips.
-    """
-    limit = _max_pixels() if max_pixels is None else max_pixels
+@contextlib.contextmanager
+def _opened(path: Path, limit: int):
+    """The image at `path`, opened (its header read, no pixel decoded) and checked against the
+    pixel limit and the supported modes; every decoder failure becomes `_UnreadableImage`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides
@@ -351,13 +360,7 @@ def _read_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
                         f"imagefolder: cannot read image {path}: mode {img.mode} (32-bit) is "
                         "not supported; save it as 8- or 16-bit"
                     )
-                img.load()
-                if img.mode in _GRAY_MODES:
-                    arr = np.asarray(img.convert("L") if img.mode in ("1", "LA") else img)
-                    scale = 65535.0 if arr.dtype.itemsize == 2 else 255.0
-                    return torch.from_numpy(arr.astype(np.float32) / scale).unsqueeze(0)
-                arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-                return torch.from_numpy(arr).permute(2, 0, 1)
+                yield img
     except Image.DecompressionBombError as err:  # over Pillow's own limit: no size to report
         raise DatasetError(
             f"imagefolder: image {path} is too large to decode safely ({err})"
@@ -371,20 +374,78 @@ def _read_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
         raise _UnreadableImage(f"imagefolder: cannot read image {path}: {err}") from err
 
 
-def _stack_images(images: list[torch.Tensor]) -> torch.Tensor:
-    """Stack (C, H, W) images: grayscale joins RGB as 3 channels; mixed sizes resize to 32x32
-    bilinear."""
-    channels = max(t.shape[0] for t in images)
-    images = [t.expand(channels, -1, -1) for t in images]
-    if len({tuple(t.shape[1:]) for t in images}) > 1:
-        size = (IMAGEFOLDER_SIZE, IMAGEFOLDER_SIZE)
-        images = [
-            F.interpolate(t[None], size=size, mode="bilinear", align_corners=False, antialias=True)[
-                0
-            ].clamp_(0.0, 1.0)
-            for t in images
-        ]
-    return torch.stack(images).contiguous()
+def _header(path: Path, limit: int) -> tuple[tuple[int, int], int]:
+    """(width, height) and channels (1 for grayscale modes, else 3) of one image, from its
+    header alone: what it will take in the pool is known before any pixel is decoded."""
+    with _opened(path, limit) as img:
+        return img.size, 1 if img.mode in _GRAY_MODES else 3
+
+
+def _pixels(path: Path, limit: int) -> tuple[np.ndarray, float]:
+    """One image's pixels as decoded, (H, W) grayscale (uint8, or uint16 for 16-bit modes) or
+    (H, W, 3) RGB uint8 (alpha dropped, palettes expanded), and the value of full white."""
+    with _opened(path, limit) as img:
+        img.load()
+        if img.mode in _GRAY_MODES:
+            arr = np.asarray(img.convert("L") if img.mode in ("1", "LA") else img)
+            return arr, 65535.0 if arr.dtype.itemsize == 2 else 255.0
+        return np.asarray(img.convert("RGB")), 255.0
+
+
+def _read_image(path: Path, max_pixels: int | None = None) -> torch.Tensor:
+    """One image as float32 (C, H, W) in [0, 1]: C = 1 for grayscale modes (1, L, LA, 16-bit),
+    else 3 (RGB; alpha is dropped, palettes are expanded).
+
+    An image over `max_pixels` (default `_max_pixels()`) is a DatasetError, checked from the
+    header before any pixel is decoded. A file that does not decode (not an image, truncated,
+    a mode with no fixed range) is an `_UnreadableImage`, which `load_imagefolder` skips.
+    """
+    arr, white = _pixels(path, _max_pixels() if max_pixels is None else max_pixels)
+    planes = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.divide(planes, white, dtype=np.float32))
+
+
+def _put(out: torch.Tensor, i: int, arr: np.ndarray, white: float) -> None:
+    """Write one decoded image into row `i` of the pool `out` (N, C, H, W): a grayscale image
+    fills every channel; an image of another size is resized to the pool's bilinearly (with
+    antialiasing); a uint8 `out` gets the codes round(255 x value). One channel at a time in
+    float32, so an image costs a plane of floats beyond its pixels, never a copy per channel."""
+    planes = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    resize = tuple(planes.shape[1:]) != tuple(out.shape[2:])
+    for c, plane in enumerate(planes):
+        dest = out[i] if len(planes) == 1 else out[i, c]
+        if out.dtype == torch.uint8 and white == 255.0 and not resize:
+            dest.copy_(torch.from_numpy(np.array(plane)))  # a writable copy of one plane
+            continue
+        t = torch.from_numpy(np.divide(plane, white, dtype=np.float32))
+        if resize:
+            t = F.interpolate(
+                t[None, None], size=out.shape[2:], mode="bilinear", align_corners=False,
+                antialias=True,
+            )[0, 0].clamp_(0.0, 1.0)  # fmt: skip
+        dest.copy_(t.mul_(255.0).round_().clamp_(0, 255) if out.dtype == torch.uint8 else t)
+
+
+def pool_shape(sizes: list[tuple[int, int]], channels: list[int]) -> tuple[int, int, int, int]:
+    """(N, C, H, W) of the pool `load_imagefolder` makes of images with these header sizes
+    (width, height) and channels: 1 channel when all are grayscale, else 3; their own size when
+    they all share one, else IMAGEFOLDER_SIZE x IMAGEFOLDER_SIZE."""
+    same = len(set(sizes)) == 1
+    w, h = sizes[0] if same else (IMAGEFOLDER_SIZE, IMAGEFOLDER_SIZE)
+    return len(sizes), max(channels), h, w
+
+
+def _check_total(shape: tuple[int, int, int, int], limit: int, where: Path) -> None:
+    """Refuse a pool whose float32 images would exceed `limit` bytes, before decoding any."""
+    total = 4 * shape[0] * shape[1] * shape[2] * shape[3]
+    if total > limit:
+        n, c, h, w = shape
+        raise DatasetError(
+            f"imagefolder: the images in {where} would take {total:,} bytes once decoded "
+            f"({n:,} images of {c} x {h} x {w} float32), over the limit of {limit:,}; use "
+            "fewer or smaller images (images of mixed sizes become 32 x 32), or raise it with "
+            "env var TMU_MAX_POOL_BYTES"
+        )
 
 
 def _class_folders(path: Path, skipped: list[str]) -> list[Path]:
@@ -450,7 +511,11 @@ def dataset_fingerprint(name: str, root: str | Path | None = None) -> str | None
     return h.hexdigest()[:16]
 
 
-def load_imagefolder(path: str | Path, max_pixels: int | None = None) -> Pool:
+def load_imagefolder(
+    path: str | Path,
+    max_pixels: int | None = None,
+    max_bytes: int | None = None,
+) -> Pool:
     """The user's own images in ImageFolder layout: `path/<class name>/<image>`.
 
     Classes are the sub-folder names sorted as text, like torchvision's ImageFolder: a folder
@@ -465,44 +530,83 @@ def load_imagefolder(path: str | Path, max_pixels: int | None = None) -> Pool:
     warning and counted in one summary warning; the load fails only when a class is left with
     no image. An image over `max_pixels` (default: env var TMU_MAX_IMAGE_PIXELS, else
     `IMAGEFOLDER_MAX_PIXELS`) fails the load with the file named: it is a real image the user
-    meant to include, and decoding it could exhaust the memory.
+    meant to include, and decoding it could exhaust the memory. So does a folder whose pool
+    would exceed `max_bytes` of float32 (default: env var TMU_MAX_POOL_BYTES, else
+    `IMAGEFOLDER_MAX_BYTES`): every header is read first, and the total is checked before any
+    pixel is decoded (forty tiny PNGs can each claim 3000 x 3000 pixels).
     """
+    x, y, classes = read_imagefolder(path, max_pixels, max_bytes)
+    return _pool(f"{IMAGEFOLDER_PREFIX}{Path(path).expanduser()}", x, y, classes)
+
+
+def read_imagefolder(
+    path: str | Path,
+    max_pixels: int | None = None,
+    max_bytes: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, list[int], list[str]]:
+    """(x, y, class names) of `load_imagefolder` (same checks, limits and warnings), with x as
+    float32 in [0, 1] or, for `dtype=torch.uint8`, as the codes round(255 x value): a quarter of
+    the memory for a process that only shows the images (the dashboard's pages). The pool is
+    allocated once from the headers and each image is decoded straight into its row, so the
+    memory a load needs is the pool plus one image."""
     path = Path(path).expanduser()
     limit = _max_pixels() if max_pixels is None else max_pixels
     skipped: list[str] = []
-    xs, ys = [], []
     folders = _class_folders(path, skipped)
     root = path.resolve()
+    files, labels, sizes, channels = [], [], [], []
     for label, folder in enumerate(folders):
-        files = _image_files(folder, root, skipped)
-        images, unreadable = [], []
-        for f in files:
+        unreadable, before = [], len(files)
+        for f in _image_files(folder, root, skipped):
             try:
-                images.append(_read_image(f, limit))
+                size, c = _header(f, limit)
             except _UnreadableImage as err:
                 unreadable.append(str(err).removeprefix("imagefolder: cannot read image "))
-        for reason in unreadable:
-            logger.warning("imagefolder: skipped unreadable image %s", reason)
+                continue
+            files.append(f)
+            labels.append(label)
+            sizes.append(size)
+            channels.append(c)
+        _no_images(folder, unreadable, len(files) - before)
         skipped += unreadable
-        if not images:
-            why = f"; {len(unreadable)} unreadable: {unreadable[0]}" if unreadable else ""
-            raise DatasetError(
-                f"imagefolder: class folder {folder} has no images "
-                f"(extensions: {', '.join(IMG_EXTENSIONS)}{why})"
-            )
-        xs += images
-        ys += [label] * len(images)
-    for reason in (s for s in skipped if "symbolic link" in s):
-        logger.warning("imagefolder: skipped %s", reason)
+    shape = pool_shape(sizes, channels)
+    _check_total(shape, _max_bytes() if max_bytes is None else max_bytes, path)
+    x = torch.empty(shape, dtype=dtype)
+    ys, n = [], 0
+    for f, label in zip(files, labels):
+        try:
+            _put(x, n, *_pixels(f, limit))
+        except _UnreadableImage as err:
+            skipped.append(str(err).removeprefix("imagefolder: cannot read image "))
+            continue
+        ys.append(label)
+        n += 1
+    for label, folder in enumerate(folders):
+        _no_images(folder, [s for s in skipped if s.startswith(f"{folder}/")], ys.count(label))
+    for reason in skipped:
+        link = "symbolic link" in reason
+        logger.warning("imagefolder: skipped %s%s", "" if link else "unreadable image ", reason)
     if skipped:
         logger.warning(
             "imagefolder: skipped %d file(s) or folder(s) in %s (see the warnings above); "
             "loaded %d images",
             len(skipped),
             path,
-            len(xs),
+            n,
         )
-    return _pool(f"{IMAGEFOLDER_PREFIX}{path}", _stack_images(xs), ys, [f.name for f in folders])
+    return x[:n], ys, [f.name for f in folders]
+
+
+def _no_images(folder: Path, unreadable: list[str], count: int) -> None:
+    """A class folder left with no readable image fails the load, naming the first bad file."""
+    if count:
+        return
+    why = f"; {len(unreadable)} unreadable: {unreadable[0]}" if unreadable else ""
+    raise DatasetError(
+        f"imagefolder: class folder {folder} has no images "
+        f"(extensions: {', '.join(IMG_EXTENSIONS)}{why})"
+    )
 
 
 DATASETS: dict[str, Callable[[Path | None, bool], Pool]] = {
@@ -572,11 +676,80 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
     return pool
 
 
-def content_fingerprint(dataset: str, root: str | Path | None = None) -> str:
-    """What the files behind `dataset` hold now, as a short hash for cache and job keys: for
-    `imagefolder:PATH` (an imported NAME included) `dataset_fingerprint`, the sorted (relative
-    path, size, mtime_ns) of every file (cheap: no file is read), so that a folder replaced
-    under the same name or edited in place gets new keys; "" for a registry dataset, whose
-    files never change under its name, so that a key that appends it only when non-empty stays
-    byte-identical (the shipped demo models keep matching)."""
-    return dataset_fingerprint(dataset, root) or ""
+FINGERPRINT_SECONDS = 2.0
+"""How long a reader's `content_fingerprint(max_age=...)` may reuse a folder's listing hash while
+the folder and its class folders keep their inode and mtime (a replaced folder is seen at once,
+a file edited in place within this time)."""
+_fingerprints: dict[Path, tuple[float, tuple, str]] = {}
+
+
+def content_fingerprint(dataset: str, root: str | Path | None = None, max_age: float = 0.0) -> str:
+    """What the files behind `dataset` hold now, as a short hash for job and cache keys: for
+    `imagefolder:PATH` (an imported NAME included) the sorted (relative path, size, mtime_ns)
+    of every file, so that a folder replaced under the same name or edited in place gets new
+    keys (the value of `dataset_fingerprint`, listed with os.scandir: about 4x faster); "" for a
+    registry dataset, whose files never change under its name, so that a key that appends it
+    only when non-empty stays byte-identical (the shipped demo models keep matching).
+
+    A page asks for it on every poll, and a listing of 100,000 files costs about a second: with
+    `max_age` (a reader's, e.g. FINGERPRINT_SECONDS; 0, the default, lists afresh, as a submit
+    does) the last value is reused within that many seconds while the folder and its
+    sub-folders keep their inode and mtime (no file is read either way)."""
+    if not dataset.startswith(IMAGEFOLDER_PREFIX):
+        return ""
+    from time import monotonic
+
+    folder = imagefolder_path(dataset, root).absolute()
+    outline, now = _outline(folder), monotonic()
+    known = _fingerprints.get(folder)
+    if known is not None and known[1] == outline and now - known[0] < max_age:
+        return known[2]
+    h = hashlib.sha256()
+    _hash_listing(h, folder, "")
+    _fingerprints[folder] = (now, outline, h.hexdigest()[:16])
+    return _fingerprints[folder][2]
+
+
+def _outline(folder: Path) -> tuple:
+    """(inode, mtime_ns) of `folder` and of each folder in it: changes when a file or class
+    folder is added, removed or renamed, or the whole folder replaced."""
+    out = []
+    for path in [folder, *_subfolders(folder)]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        out.append((str(path), st.st_ino, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _subfolders(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.path for e in entries if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
+def _hash_listing(h, folder: Path | str, prefix: str) -> None:
+    """Feed `h` the "relative path|size|mtime_ns" line of every file under `folder`, in the order
+    of `dataset_fingerprint` (os.walk: each folder's files sorted, then its sub-folders sorted;
+    a linked folder is listed by neither; a file whose stat fails is skipped)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        try:
+            if entry.is_dir():
+                folders.append(entry)
+                continue
+            st = entry.stat()
+        except OSError:  # a dangling link: the loader skips it too
+            continue
+        h.update(f"{prefix}{entry.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for entry in folders:
+        if not entry.is_symlink():
+            _hash_listing(h, entry.path, f"{prefix}{entry.name}/")

@@ -129,24 +129,26 @@ def register_job_kind(kind: JobKind) -> JobKind:
 register_job_kind(JobKind("run", run_task, _run_stages, "report.json"))
 
 
-def input_fingerprint(cfg: RunConfig) -> str:
-    """What the files `cfg` names hold now: an image folder's listing (`content_fingerprint`)
-    and the original weights' stamp (`file_stamp`); "" for a registry dataset without weights.
-    Cheap (no file is read): a page computes it on every poll."""
+def input_fingerprint(cfg: RunConfig, max_age: float = 0.0) -> str:
+    """What the files `cfg` names hold now: an image folder's listing (`content_fingerprint`,
+    reused for `max_age` seconds while its folders are unchanged: a reader's polls) and the
+    original weights' stamp (`file_stamp`); "" for a registry dataset without weights. No file
+    is read."""
     from .data import content_fingerprint
     from .models import file_stamp
 
-    data = content_fingerprint(cfg.dataset, cfg.data_root)
+    data = content_fingerprint(cfg.dataset, cfg.data_root, max_age)
     weights = file_stamp(cfg.original_weights)
     return f"{data}:{weights}" if data or weights else ""
 
 
-def job_key(kind: str, cfg: RunConfig) -> str:
+def job_key(kind: str, cfg: RunConfig, max_age: float = 0.0) -> str:
     """The de-duplication key: a hash of the job kind, the whole config and what its files hold
     now (`input_fingerprint`): a dataset replaced under the same name, or edited weights, make a
     fresh job instead of returning the old results. With a registry dataset and no weights
-    nothing is added, so those keys are the ones older versions wrote."""
-    fingerprint = input_fingerprint(cfg)
+    nothing is added, so those keys are the ones older versions wrote. `max_age`: see
+    `input_fingerprint` (0, exact, for a submit)."""
+    fingerprint = input_fingerprint(cfg, max_age)
     return config_key("job", kind, to_dict(cfg), *([fingerprint] if fingerprint else []))
 
 
@@ -537,8 +539,11 @@ class JobQueue(JobBackend):
     def current(self, kind: str, cfg: RunConfig) -> JobStatus:
         """The newest job of `cfg` and `kind` this queue knows (a fresh generation rather than
         the cancelled one it follows), else a finished one on disk; KeyError when there is none.
-        Submits nothing: for a page that only shows what was asked for."""
-        key = job_key(kind, cfg)
+        Submits nothing: for a page that only shows what was asked for, on every poll (an image
+        folder's listing is reused for FINGERPRINT_SECONDS while its folders are unchanged)."""
+        from .data import FINGERPRINT_SECONDS
+
+        key = job_key(kind, cfg, FINGERPRINT_SECONDS)
         with self._lock:
             job_id = self._latest.get(key, key)
         return self.status(job_id)

@@ -14,7 +14,7 @@ from torch import nn
 from ..accel import encode_pool
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
-from ..data import Pool, dataset_fingerprint, load_dataset
+from ..data import Pool, content_fingerprint, load_dataset
 from ..forget import ForgetSpec, parse_forget, relabels
 from ..models import file_fingerprint, load_weights, resolve_device
 from ..splits import request
@@ -69,8 +69,8 @@ def base_key(cfg: RunConfig) -> str:
     the forget kind changes labels before training (`mislabeled:F`)."""
     split, train = to_dict(cfg.split), to_dict(cfg.train)
     parts = ["original", cfg.dataset, cfg.data_root, split, cfg.seed, cfg.model, train]
-    fingerprint = dataset_fingerprint(cfg.dataset, cfg.data_root)
-    if fingerprint is not None:
+    fingerprint = content_fingerprint(cfg.dataset, cfg.data_root)  # "" for a registry dataset
+    if fingerprint:
         parts.append(fingerprint)
     if cfg.original_weights:  # a model trained elsewhere: keyed by its bytes, not its path
         parts += ["weights", file_fingerprint(cfg.original_weights)]
