@@ -119,3 +119,31 @@ def test_the_listing_is_dataset_fingerprints_and_a_readers_reuse_sees_a_replaced
     for path in (folder, folder / "cat", folder / "dog"):  # an import seconds later, as in use
         os.utime(path, ns=(3_000_000_000_000_000_000,) * 2)
     assert content_fingerprint("imagefolder:mine", tmp_path, max_age=60) != old
+
+
+def test_the_dashboards_data_caches_read_a_replaced_dataset_afresh(tmp_path):
+    """service.pool / roles / data_info were cached by name: a replaced dataset kept its old
+    images, classes and split in the server until a restart."""
+    import numpy as np
+    from PIL import Image
+
+    from dashboard import service
+
+    def make(n: int, shade: int, mtime_ns: int) -> None:
+        for cls in ("cat", "dog"):
+            (folder / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(np.full((8, 8), shade, np.uint8)).save(folder / cls / f"{i}.png")
+        for path in (folder, folder / "cat", folder / "dog"):
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+
+    folder = tmp_path / "imported" / "mine"
+    name = f"imagefolder:{folder}"
+    make(5, 0, 1_000_000_000_000_000_000)
+    assert len(service.pool(name)) == 10 and float(service.pool(name).x.max()) == 0
+    assert sum(service.data_info(name, 0).sizes.values()) == 10
+    shutil.rmtree(folder)
+    make(7, 255, 1_000_000_000_000_000_001)
+    assert len(service.pool(name)) == 14 and float(service.pool(name).x.min()) > 0  # white
+    assert sum(len(ids) for ids in service.roles(name, 0)) == 14
+    assert sum(service.data_info(name, 0).sizes.values()) == 14

@@ -13,22 +13,45 @@ import pandas as pd
 from PIL import Image
 
 from tmu.config import RunConfig
-from tmu.data import IMAGEFOLDER_PREFIX, IMPORTED, default_data_root, dataset_names, load_dataset
+from tmu.data import (
+    FINGERPRINT_SECONDS,
+    IMAGEFOLDER_PREFIX,
+    IMPORTED,
+    content_fingerprint,
+    dataset_names,
+    default_data_root,
+    load_dataset,
+)
 from tmu.models import MODELS, RECIPES
 from tmu.splits import split_pool
 from tmu.unlearn import METHODS
 
 
-@lru_cache(maxsize=2)
+def content(name: str) -> str:
+    """What dataset `name` holds now (tmu.data.content_fingerprint: "" for a registry dataset),
+    part of every cache key here: an imported dataset replaced under its name is read afresh.
+    Reused for FINGERPRINT_SECONDS while its folders are unchanged (asked on every rerun)."""
+    return content_fingerprint(name, max_age=FINGERPRINT_SECONDS)
+
+
 def pool(name: str):
-    """The dataset's pool (cached per process)."""
+    """The dataset's pool (cached per process and content)."""
+    return _pool(name, content(name))
+
+
+@lru_cache(maxsize=2)
+def _pool(name: str, fingerprint: str):
     return load_dataset(name)
 
 
-@lru_cache(maxsize=8)
 def roles(name: str, seed: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(D, H, T) ids of dataset `name` under `seed` with the holdout fraction `holdout` and the
     default test fraction; the one split every page uses (the run itself draws the same one)."""
+    return _roles(name, content(name), seed, holdout)
+
+
+@lru_cache(maxsize=8)
+def _roles(name: str, fingerprint: str, seed: int, holdout: float):
     p, test = pool(name), RunConfig().split.test
     return split_pool(len(p), holdout, test, seed, p.official_test)
 
@@ -89,9 +112,13 @@ class DataInfo:
     image_shape: tuple[int, ...]
 
 
-@lru_cache(maxsize=8)
 def data_info(name: str, seed: int, holdout: float = 0.2) -> DataInfo:
     """Classes, per-class counts and D / H / T sizes for `seed` (and the holdout fraction)."""
+    return _data_info(name, content(name), seed, holdout)
+
+
+@lru_cache(maxsize=8)
+def _data_info(name: str, fingerprint: str, seed: int, holdout: float) -> DataInfo:
     p = pool(name)
     train, hold, test = roles(name, seed, holdout)
     counts = np.bincount(p.y.numpy(), minlength=p.num_classes)
@@ -121,9 +148,13 @@ def data_uri(img: np.ndarray, scale: int = 2) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-@lru_cache(maxsize=4)
 def gallery(name: str, per_class: int = 8, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """(class name, montage of `per_class` random samples side by side, uint8) per class."""
+    return _gallery(name, content(name), per_class, seed)
+
+
+@lru_cache(maxsize=4)
+def _gallery(name: str, fingerprint: str, per_class: int, seed: int) -> list:
     p, rng = pool(name), np.random.default_rng(seed)
     y = p.y.numpy()
     out = []
