@@ -71,6 +71,7 @@ from .scenario import (
 from .results import (
     COLOR_BY,
     STATUS_COLORS,
+    attribution_view,
     color_options,
     forget_status,
     compare_table,
@@ -175,6 +176,7 @@ __all__ = [
     "hardness_map",
     "COLOR_BY",
     "STATUS_COLORS",
+    "attribution_view",
     "color_options",
     "forget_status",
     "gap_views",

@@ -14,6 +14,7 @@ from tmu.inspect.attack import SWEEP_ROWS
 from tmu.inspect.source import gold_names
 
 from .results import STATUS_COLORS, load
+from .figures import per_run
 
 GOLD = "gold"  # the gold ensemble's name in tmu.inspect.prediction_matrix
 EMBED_COLORS = {
@@ -28,6 +29,7 @@ def inspection(path):
     return load(path).inspect
 
 
+@per_run  # the same loaded run and inspection on every rerun
 def matrices(lr, method: str, cls: int | None = None):
     """(method vs gold, original vs gold) prediction matrices on D_f (or its class `cls`), rows
     the gold ensemble's class."""
@@ -54,6 +56,7 @@ class EmbeddingView:
     forget: np.ndarray
 
 
+@per_run  # the same loaded run and inspection on every rerun
 def embedding_view(ins, method: str, color: str, classes: list[str]) -> EmbeddingView:
     """Original, `method` and the first gold seed on the run's one projection, coloured by
     `color` (a key of EMBED_COLORS)."""
@@ -76,6 +79,7 @@ def embedding_view(ins, method: str, color: str, classes: list[str]) -> Embeddin
     return EmbeddingView(panels, groups, names, colors, e.ids, e.sets == "forget")
 
 
+@per_run  # the same loaded run and inspection on every rerun
 def cka_view(ins, method: str, which: str) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
     """(layers, {model: CKA to gold per layer} for original and `method`, gold-vs-gold floor)."""
     c = ins.cka
@@ -112,6 +116,7 @@ def attack_table(ins, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@per_run  # the same loaded run and inspection on every rerun
 def attack_curves(ins, method: str) -> dict:
     """The method's loss sweep (D_f, D_r, T, D_f easy, D_f hard), gold's D_f sweep, tau, and the
     ROC curves of the loss attack and LiRA for the method and the first gold seed."""

@@ -20,6 +20,7 @@ import pandas as pd
 
 from tmu import plots
 
+from .figures import per_run
 from .public import public_report
 
 QUADRANTS = ("aligned_easy", "aligned_hard", "over_forgotten", "under_forgotten")
@@ -98,6 +99,7 @@ def color_options(lr, dataset: str, seed: int) -> list[str]:
     return ["class", "gold"] + (["agreement"] if "tmu/forget" in lr.predictions else [])
 
 
+@per_run  # the same loaded run on every rerun (service.load caches it)
 def quadrant_ids(lr, method: str) -> dict[str, np.ndarray]:
     """Forget ids per alignment quadrant of `method` against the gold ensemble."""
     ids = lr.split["forget"]
@@ -106,18 +108,21 @@ def quadrant_ids(lr, method: str) -> dict[str, np.ndarray]:
     return {q: ids[m] for q, m in zip(QUADRANTS, masks)}
 
 
+@per_run  # of quadrant_ids, itself memoised: the same table on every rerun
 def quadrant_fractions(quadrants: dict[str, np.ndarray]) -> dict[str, float]:
     """The 2×2 table of `quadrant_ids` as fractions of D_f."""
     n = max(sum(len(v) for v in quadrants.values()), 1)
     return {q: len(v) / n for q, v in quadrants.items()}
 
 
+@per_run  # the same loaded run on every rerun (service.load caches it)
 def disagreement_ids(lr, method: str) -> np.ndarray:
     """Forget ids where `method` and the gold ensemble predict different classes."""
     mine = lr.predictions[f"{method}/forget"].argmax(1)
     return lr.split["forget"][mine != gold_prediction(lr)]
 
 
+@per_run  # the same loaded run on every rerun (service.load caches it)
 def predictor_arrays(lr) -> dict | None:
     """Inputs of plots.predictor_view, or None when the run has no predictor (no TMU)."""
     p = lr.predictions
@@ -156,6 +161,18 @@ def explain_samples(path: Path, method: str, ids) -> Any:
     return _explain(str(path), _mtime(path), method, tuple(int(i) for i in ids))
 
 
+@per_run  # the same run and explanation on every rerun (both cached)
+def attribution_view(lr, exp, n: int) -> tuple[Any, list[str]]:
+    """Sample `n` of explanation `exp` (of run `lr`): its attribution grid (plots.attribution_grid)
+    and the "MODEL / METHOD" names of its all-zero maps."""
+    maps = {m: {k: v[n] for k, v in per.items()} for m, per in exp.maps.items()}
+    sims = {m: {k: float(v[n]) for k, v in per.items()} for m, per in exp.similarity.items()}
+    zero = {m: {k: bool(v[n]) for k, v in per.items()} for m, per in exp.zero.items()}
+    image = lr.dataset.tensors[0][int(exp.ids[n])].numpy()
+    zeros = [f"{m} / {k}" for m, per in zero.items() for k, z in per.items() if z]
+    return plots.attribution_grid(image, maps, sims, zero), zeros
+
+
 def compare_table(report: dict) -> pd.DataFrame:
     return pd.DataFrame(plots.compare_rows(report))
 
@@ -182,7 +199,8 @@ def export_csv(report: dict) -> str:
     return compare_table(public_report(report)).to_csv(index=False)
 
 
-def gap_views(lr, methods: list[str]):
+@per_run  # the same loaded run on every rerun (service.load caches it)
+def gap_views(lr, methods: tuple[str, ...]):
     """Where the gap lives for `methods` (the original first): (GapBins by memorisation on D_f,
     GapBins by distance to D_f or None for a run stored before the view existed, the two-sided
     membership gaps)."""

@@ -495,7 +495,7 @@ def tour_figures(lr, contrast: str) -> dict[str, list[tuple[str, Any]]]:
             ("chart", plots.per_class_accuracy(report, "forget", methods=["tmu", contrast])),
             ("chart", plots.quadrant_table(quadrant_fractions(quads), len(forget))),
         ]
-        mem, dist, member = gap_views(lr, ["tmu", contrast])
+        mem, dist, member = gap_views(lr, ("tmu", contrast))
         out["7"] += [("chart", plots.gap_bins(mem))]
         out["7"] += [("chart", plots.gap_bins(dist))] if dist is not None else []
         out["7"] += [("chart", plots.membership_two_sided(member))]

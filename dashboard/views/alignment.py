@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import service, ui
 from dashboard.service import Key
-from tmu import plots
+from dashboard.service.figures import plots
 
 state = ui.setup("Alignment")
 path = ui.run_picker(state)
@@ -140,7 +140,7 @@ if flips:
     )
 
 st.subheader("Where the gap lives")
-mem, dist, member = service.gap_views(lr, [method])
+mem, dist, member = service.gap_views(lr, (method,))
 c1, c2 = st.columns(2)
 with c1:
     st.plotly_chart(plots.gap_bins(mem), key="gap.memorisation")

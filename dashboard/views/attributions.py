@@ -4,7 +4,6 @@ import streamlit as st
 
 from dashboard import service, ui
 from dashboard.service import Key
-from tmu import plots
 
 state = ui.setup("Attributions")
 path = ui.run_picker(state)
@@ -36,14 +35,10 @@ if not ids:
 exp = service.explain_samples(path, method, ids)
 ui.caption("attributions")
 for n, i in enumerate(exp.ids):
-    maps = {m: {k: v[n] for k, v in per.items()} for m, per in exp.maps.items()}
-    sims = {m: {k: float(v[n]) for k, v in per.items()} for m, per in exp.similarity.items()}
-    zero = {m: {k: bool(v[n]) for k, v in per.items()} for m, per in exp.zero.items()}
     st.markdown(
         f"**Sample {int(i)}**, true class {lr.report['dataset']['classes'][int(exp.target[n])]}"
     )
-    image = lr.dataset.tensors[0][int(i)].numpy()
-    st.plotly_chart(plots.attribution_grid(image, maps, sims, zero), key=f"attr.{int(i)}")
-    zeros = [f"{m} / {k}" for m, per in zero.items() for k, z in per.items() if z]
+    fig, zeros = service.attribution_view(lr, exp, n)
+    st.plotly_chart(fig, key=f"attr.{int(i)}")
     if zeros:
         st.caption("All-zero maps (no pixel moves the logit): " + ", ".join(zeros))

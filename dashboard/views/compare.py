@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import service, ui
 from dashboard.service import Key
-from tmu import plots
+from dashboard.service.figures import plots
 
 state = ui.setup("Compare")
 path = ui.run_picker(state)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import service, ui
 from dashboard.service import Key
-from tmu import plots
+from dashboard.service.figures import plots
 
 state = ui.setup("Forget set")
 dataset, seed = state[Key.DATASET], int(state[Key.SEED])

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import service, ui
 from dashboard.service import Key
-from tmu import plots_inspect as pi
+from dashboard.service.figures import plots_inspect as pi
 
 state = ui.setup("Inspect")
 path = ui.run_picker(state)
@@ -16,7 +16,7 @@ if path is None:
 lr = service.load(path)
 method = ui.method_picker(lr, Key.INSPECT_METHOD)
 ins = service.inspection(path)
-classes = [str(c) for c in lr.report["dataset"]["classes"]]
+classes = tuple(str(c) for c in lr.report["dataset"]["classes"])  # by value: memoised figures
 dataset = lr.config.dataset
 
 
