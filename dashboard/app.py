@@ -1,10 +1,8 @@
 """TMU Dashboard entry point: `streamlit run dashboard/app.py`. It only routes pages.
 
-With `TMU_RENDER_LOG=1` each page's script time is logged (logger `dashboard.render`, one line
-`render PAGE SECONDS` per full rerun) to the server's log: scripts/load_visitors.py reads it."""
+With `TMU_RENDER_LOG=1` each page's script time, each websocket session and each submitted job
+are logged to the server's log (`dashboard.telemetry`): scripts/load_visitors.py reads it."""
 
-import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +12,8 @@ import streamlit as st
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1])
 )  # the repo root, for `tmu` and `dashboard`
+
+from dashboard import telemetry  # noqa: E402
 
 st.set_page_config(page_title="TMU Dashboard", page_icon=":material/psychology:", layout="wide")
 page = st.navigation(
@@ -28,10 +28,11 @@ page = st.navigation(
         st.Page("views/compare.py", title="Compare", icon=":material/leaderboard:"),
     ]
 )
+if telemetry.enabled():
+    telemetry.install()
 start = time.perf_counter()
 try:
     page.run()
 finally:  # st.stop and st.rerun end a script by raising: they are timed too
-    if os.environ.get("TMU_RENDER_LOG") == "1":
-        seconds = time.perf_counter() - start
-        logging.getLogger("dashboard.render").warning("render %s %.4f", page.title, seconds)
+    if telemetry.enabled():
+        telemetry.render(page.title, time.perf_counter() - start)

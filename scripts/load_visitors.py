@@ -5,7 +5,7 @@ one Chromium (each tab is its own Streamlit session, so its own visitor) that ar
 `--arrive` seconds. The browsers run at a lower priority (`--browser-nice`): here they share the
 server's cores, which in a classroom they would not (one tab's first load costs Chromium about
 8 s of CPU on the 2-core development machine, against 1.3 s for the server). Each visitor:
-loads the app, opens the Forget set page, picks "a fraction of one class" with its class
+loads the app, opens the Forget set page, picks the mode "fraction of one class" and its class
 (visitor i takes class i mod --groups, so every --groups-th visitor asks for the same job),
 opens the Run page, clicks Run, waits for Done, opens the Alignment page and checks that it shows
 its own run. Measured:
@@ -36,6 +36,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +62,26 @@ class Visitor:
     shows_own_run: bool = False
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    events: list[str] = field(default_factory=list)  # "T+s what": websockets, steps, clicks
+    at_failure: dict = field(default_factory=dict)  # the tab's state when a step failed
+    trace: str | None = None  # the Playwright trace of a failed visitor
+
+    def note(self, what: str) -> None:
+        self.events.append(f"{time.perf_counter() - T0:7.1f} {what}")
+
+
+T0 = time.perf_counter()  # reset when the load starts
+STATE_JS = """() => {
+  const app = document.querySelector('[data-test-connection-state]');
+  const h1 = document.querySelector('h1');
+  return {
+    connection: app && app.getAttribute('data-test-connection-state'),
+    script: app && app.getAttribute('data-test-script-state'),
+    title: h1 && h1.innerText,
+    status_widget: !!document.querySelector('[data-testid="stStatusWidget"]'),
+    url: location.href,
+  };
+}"""
 
 
 STEP_MS = 300_000  # the bound on one step (a page, a click); the whole load has --timeout
@@ -81,9 +102,11 @@ async def settled(page, title: str, timeout: float = STEP_MS) -> None:
 async def open_page(page, v: Visitor, title: str) -> None:
     start = time.perf_counter()
     nav = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+    v.note(f"click {title}")
     await nav.click(timeout=STEP_MS)
     await settled(page, title)
     v.renders[title] = time.perf_counter() - start
+    v.note(f"on {title}")
 
 
 async def collect_errors(page, v: Visitor, where: str) -> None:
@@ -91,10 +114,26 @@ async def collect_errors(page, v: Visitor, where: str) -> None:
         v.errors.append(f"{where}: {text.strip()[:200]}")
 
 
-async def visit(context, url: str, v: Visitor, delay: float, job_timeout: float) -> Visitor:
+def watch_sockets(page, v: Visitor) -> None:
+    """Note each websocket the tab opens and closes (Streamlit's is /_stcore/stream)."""
+
+    def opened(ws) -> None:
+        v.note(f"ws open {ws.url.rsplit('/', 1)[-1]}")
+        ws.on("close", lambda _: v.note("ws close"))
+        ws.on("socketerror", lambda err: v.note(f"ws error {err}"))
+
+    page.on("websocket", opened)
+
+
+async def visit(browser, url: str, v: Visitor, delay: float, job_timeout: float, traces) -> Visitor:
     await asyncio.sleep(delay)
     start = time.perf_counter()
+    context = await browser.new_context(viewport={"width": 1300, "height": 900})
+    if traces:
+        await context.tracing.start(screenshots=True, snapshots=True)
     page = await context.new_page()
+    watch_sockets(page, v)
+    v.note("arrive")
     try:
         await page.goto(url, timeout=STEP_MS)
         await settled(page, "Data")
@@ -103,7 +142,12 @@ async def visit(context, url: str, v: Visitor, delay: float, job_timeout: float)
 
         await open_page(page, v, "Forget set")
         t = time.perf_counter()
+        v.note("pick the mode")  # the default scenario forgets mislabeled images
+        await page.get_by_text("fraction of one class", exact=True).click(timeout=STEP_MS)
         box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Class").first
+        await box.wait_for(timeout=STEP_MS)
+        await page.wait_for_function(IDLE, polling=50, timeout=STEP_MS)
+        v.note(f"pick class {v.cls}")
         await box.click(timeout=STEP_MS)
         await page.get_by_role("option", name=str(v.cls), exact=True).click(timeout=STEP_MS)
         chosen = page.get_by_text(f"subclass:{v.cls}:0.1", exact=False).first
@@ -118,7 +162,8 @@ async def visit(context, url: str, v: Visitor, delay: float, job_timeout: float)
             has_text=re.compile(r"^(Done|Cancelled|The job failed|The forget set is invalid)")
         )
         progress = page.locator("[data-testid='stProgress']")
-        for _ in range(3):  # a click that lands during a rerun can be dropped
+        for attempt in range(3):  # count the clicks a tab needed (one, when none is lost)
+            v.note(f"click Run ({attempt + 1})")
             await button.click(timeout=STEP_MS)
             try:
                 await progress.or_(outcome).first.wait_for(timeout=60_000)
@@ -139,9 +184,20 @@ async def visit(context, url: str, v: Visitor, delay: float, job_timeout: float)
         await collect_errors(page, v, "Alignment")
     except Exception as err:  # a timeout or a missing element: this visitor failed
         v.errors.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+        v.note(f"failed: {v.errors[-1][:120]}")
+        try:
+            v.at_failure = await page.evaluate(STATE_JS)
+        except Exception as gone:  # the page itself is gone
+            v.at_failure = {"error": f"{type(gone).__name__}: {gone}"[:200]}
     finally:
         v.seconds = time.perf_counter() - start
-        await page.close()
+        if traces:
+            if v.errors:
+                v.trace = str(traces / f"visitor-{v.index}.zip")
+                await context.tracing.stop(path=v.trace)
+            else:
+                await context.tracing.stop()
+        await context.close()
     return v
 
 
@@ -156,8 +212,23 @@ def server_renders(log: Path, skip: int) -> list[tuple[str, float]]:
     """(page, seconds) of every full script run the server logged (TMU_RENDER_LOG=1) after the
     first `skip` bytes of its log."""
     text = log.read_bytes()[skip:].decode(errors="replace")
-    found = re.findall(r"render (.+?) (\d+\.\d+)$", text, flags=re.M)
+    found = re.findall(r"render (.+?) (\d+\.\d+)(?: session=\S+)?$", text, flags=re.M)
     return [(page, float(t)) for page, t in found]
+
+
+def server_events(log: Path, skip: int) -> dict:
+    """Counts of what dashboard.telemetry logged after the first `skip` bytes: websocket sessions
+    connected, resumed and disconnected (each session once: Streamlit disconnects a closing one
+    several times), runs submitted and refused."""
+    text = log.read_bytes()[skip:].decode(errors="replace")
+    return {
+        "ws_connect": len(re.findall(r" ws connect \S+$", text, flags=re.M)),
+        "ws_resume": len(re.findall(r" ws connect \S+ \(resumes", text)),
+        "ws_disconnect": len(set(re.findall(r" ws disconnect (\S+)", text))),
+        "submit_run": len(re.findall(r" submit run ", text)),
+        "refused_run": len(re.findall(r" refused run ", text)),
+        "tracebacks": text.count("Traceback (most recent call last)"),
+    }
 
 
 def summary(values: list[float]) -> dict:
@@ -179,12 +250,13 @@ def run_jobs(home: Path) -> list[dict]:
     return jobs
 
 
-async def warm_up(context, url: str) -> None:
+async def warm_up(browser, url: str) -> None:
     """The teacher opens the app before the class: the server imports its libraries once."""
+    context = await browser.new_context(viewport={"width": 1300, "height": 900})
     page = await context.new_page()
     await page.goto(url, timeout=STEP_MS)
     await settled(page, "Data")
-    await page.close()
+    await context.close()
 
 
 async def load(args, url: str, log: Path) -> tuple[list[Visitor], int]:
@@ -194,14 +266,20 @@ async def load(args, url: str, log: Path) -> tuple[list[Visitor], int]:
     visitors = [Visitor(i, i % args.groups) for i in range(args.visitors)]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1300, "height": 900})
         try:
-            await warm_up(context, url)
+            await warm_up(browser, url)
             warm = log.stat().st_size
+            global T0
+            T0 = time.perf_counter()
             delays = [args.arrive * i / max(args.visitors - 1, 1) for i in range(args.visitors)]
+            if args.traces:
+                args.traces.mkdir(parents=True, exist_ok=True)
             await asyncio.wait_for(
                 asyncio.gather(
-                    *(visit(context, url, v, d, args.timeout) for v, d in zip(visitors, delays))
+                    *(
+                        visit(browser, url, v, d, args.timeout, args.traces)
+                        for v, d in zip(visitors, delays)
+                    )
                 ),
                 timeout=args.timeout,
             )
@@ -227,6 +305,13 @@ def main() -> int:
         help="niceness of the browsers: they share this machine's cores with the server, which "
         "a classroom's browsers (on the students' machines) do not",
     )
+    ap.add_argument(
+        "--cpu-hog",
+        type=int,
+        default=0,
+        help="busy processes started beside the server (at its priority), to load the cores",
+    )
+    ap.add_argument("--traces", type=Path, help="keep a Playwright trace of each failed visitor")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not 1 <= args.groups <= 10:
@@ -240,12 +325,19 @@ def main() -> int:
         "TMU_RENDER_LOG": "1",
     }
     start = time.perf_counter()
-    with streamlit_app(env, home / "streamlit.log") as (url, proc):
-        sampler = TreeRssSampler(proc.pid)
-        sampler.start()
-        os.nice(args.browser_nice)  # the driver and the browsers it starts; the server keeps 0
-        visitors, warm = asyncio.run(load(args, url, home / "streamlit.log"))
-        sampler.stop.set()
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.cpu_hog)
+    ]
+    try:
+        with streamlit_app(env, home / "streamlit.log") as (url, proc):
+            sampler = TreeRssSampler(proc.pid)
+            sampler.start()
+            os.nice(args.browser_nice)  # the driver and the browsers it starts; the server keeps 0
+            visitors, warm = asyncio.run(load(args, url, home / "streamlit.log"))
+            sampler.stop.set()
+    finally:
+        for hog in hogs:
+            hog.kill()
     wall = time.perf_counter() - start
 
     renders = [t for v in visitors for t in v.renders.values()]
@@ -268,6 +360,9 @@ def main() -> int:
         "distinct_requests": len({v.cls for v in visitors if v.outcome}),
         "visitors_with_errors": sum(bool(v.errors) for v in visitors),
         "peak_server_and_workers_mb": round(sampler.peak),
+        "server_events": server_events(home / "streamlit.log", warm),
+        "cpu_hogs": args.cpu_hog,
+        "browser_nice": args.browser_nice,
         "render_s": {"all": summary(renders), **{s: summary(t) for s, t in by_step.items()}},
         "server_script_s": {
             "all": summary([t for _, t in server]),
@@ -291,6 +386,11 @@ def main() -> int:
     for v in visitors:
         for e in v.errors:
             print(f"visitor {v.index} (class {v.cls}): {e}", file=sys.stderr)
+        if v.errors:
+            print(f"  at failure: {v.at_failure}; trace: {v.trace}", file=sys.stderr)
+            for line in v.events:
+                print(f"    {line}", file=sys.stderr)
+    print(f"server log: {home / 'streamlit.log'}", file=sys.stderr)
     return 0 if all(targets.values()) else 1
 
 

@@ -4,6 +4,7 @@ cancelling this session's job, and the finished runs on disk."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from .uploads import check_weights, weights_in_use
 
 _backends: dict[str, JobQueue] = {}  # by store root and backend settings
 _lock = threading.Lock()
+events = logging.getLogger("dashboard.events")  # load-test diagnostics (dashboard.telemetry)
 
 
 class BackendUnavailable(ValueError):
@@ -168,7 +170,9 @@ def submit_config(
         be = be or backend()
         job_id = be.submit(cfg, owner=state.get(Key.VISITOR))
     except (ConfigError, ValueError, OSError) as err:  # QueueFull; OSError: the disk is full
+        events.info("refused run for visitor=%s: %s", state.get(Key.VISITOR), err)
         return None, str(err)
+    events.info("submit run %s visitor=%s", job_id, state.get(Key.VISITOR))
     out = be.status(job_id).out_dir
     state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
     return job_id, None
