@@ -6,7 +6,9 @@ here, so that no server path reaches a visitor.
   `imagefolder:NAME` (its name, as the dataset picker shows it); the store's uploaded weights
   `…/uploads/weights/HASH.pt` as `uploaded weights HASH`; any other absolute path as
   `<server>/FILE` (its last part, which names the file without saying where it lives).
-* `public_message(err)` — an exception's message, the same way.
+* `public_message(err)` — an exception's message, the same way;
+  `keep=` spares what the user typed (a dataset name '/tmp/x' is their value, not a server path),
+  and text made public once (`Public`) is never changed again.
 * `public_report(report)` — a run's report (a nested dict) with every string made public: what
   the Compare page's JSON, CSV and HTML exports are built from.
 
@@ -20,7 +22,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from tmu.artifacts import default_root
 from tmu.data import IMAGEFOLDER_PREFIX, IMPORTED, default_data_root
@@ -51,19 +53,33 @@ def _roots() -> list[tuple[str, str]]:
     )
 
 
-def public_text(text: Any) -> str:
-    """`text` (any object, as str) with every server path replaced as the module says."""
+class Public(str):
+    """Text already made public: `public_text` returns one, and gives it back unchanged (so a
+    message made public where it was raised, keeping what the user typed, stays as it is)."""
+
+
+def public_text(text: Any, keep: Iterable[str | None] = ()) -> Public:
+    """`text` (any object, as str) with every server path replaced as the module says, except the
+    strings in `keep`: what the user typed (a name such as '/tmp/x' is their value, not ours)."""
+    if isinstance(text, Public):
+        return text
     text = "" if text is None else str(text)
+    kept = sorted({k for k in keep if k}, key=len, reverse=True)
+    for i, value in enumerate(kept):
+        text = text.replace(value, f"\0{i}\0")
     text = IMPORTED_SET.sub(lambda m: f"{IMAGEFOLDER_PREFIX}{m.group(1)}", text)
     text = WEIGHTS.sub(lambda m: f"uploaded weights {m.group(1)}", text)
     for root, alias in _roots():
         text = text.replace(root, alias)
-    return ABSOLUTE.sub(lambda m: f"<server>/{m.group(1)}", text)
+    text = ABSOLUTE.sub(lambda m: f"<server>/{m.group(1)}", text)
+    for i, value in enumerate(kept):
+        text = text.replace(f"\0{i}\0", value)
+    return Public(text)
 
 
-def public_message(err: BaseException) -> str:
-    """`err`'s message as the browser may see it."""
-    return public_text(err)
+def public_message(err: BaseException, keep: Iterable[str | None] = ()) -> Public:
+    """`err`'s message as the browser may see it (`keep`: as in `public_text`)."""
+    return public_text(err, keep)
 
 
 def public_report(obj: Any) -> Any:

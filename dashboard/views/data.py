@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import service, ui
 from dashboard.service import Key
-from tmu import plots
+from dashboard.service.figures import plots
 
 state = ui.setup("Data")
 c1, c2, c3 = st.columns(3)
@@ -46,7 +46,8 @@ def import_archive() -> None:
     try:
         dataset = service.import_upload(state[Key.DATA_UPLOAD].getvalue(), state[Key.DATA_NAME])
     except ValueError as err:  # DatasetError: a bad name, a taken name, a refused archive
-        state[Key.UPLOAD_MSG] = f"Not imported: {service.public_message(err)}"
+        why = service.public_message(err, keep=[state[Key.DATA_NAME]])
+        state[Key.UPLOAD_MSG] = service.public_text(f"Not imported: {why}", keep=[why])
     else:
         state[Key.DATASET] = dataset
         state[Key.UPLOAD_MSG] = None
@@ -57,7 +58,8 @@ def use_weights() -> None:
     try:
         service.save_weights(state, upload.getvalue(), upload.name)
     except ValueError as err:  # WeightsError: code inside, truncated, empty
-        state[Key.UPLOAD_MSG] = f"Not used: {service.public_message(err)}"
+        why = service.public_message(err, keep=[upload.name])
+        state[Key.UPLOAD_MSG] = service.public_text(f"Not used: {why}", keep=[why])
     else:
         state[Key.UPLOAD_MSG] = None
 

@@ -65,3 +65,14 @@ def test_the_config_hides_errors_and_keeps_xsrf_on():
     assert cfg["server"]["enableXsrfProtection"] is True
     assert cfg["client"]["showErrorDetails"] == "none"
     assert cfg["server"]["maxUploadSize"] <= 50
+
+
+def test_the_served_app_never_reloads_its_code_under_running_sessions():
+    """Found by scripts/load_visitors.py (issue 18): with Streamlit's file watcher, a file changed
+    on disk during a class dropped the dashboard's modules from the live server: the job table
+    went with them (every running job then read "interrupted (no result on disk)") and pages
+    failed on half-reloaded imports."""
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["fileWatcherType"] == "none" and cfg["server"]["runOnSave"] is False

@@ -144,3 +144,13 @@ def test_the_compare_exports_name_no_server_path(tiny_run, tmu_home):
         text = export(report)
         assert str(tmu_home) not in text and str(data_root()) not in text, export.__name__
     assert "imagefolder:cats" in service.export_html(report)
+
+
+def test_what_the_user_typed_is_kept_and_public_text_is_final(roots):
+    """A dataset name '/tmp/abs' is the visitor's own value: the refusal names it as typed."""
+    store, _ = roots
+    err = ValueError(f"dataset name '/tmp/abs' is not allowed (store {store})")
+    text = service.public_message(err, keep=["/tmp/abs"])
+    assert text == "dataset name '/tmp/abs' is not allowed (store <store>)"
+    assert service.public_text(text) is text  # made public once: never changed again
+    assert service.public_text(str(text)) != text  # a plain copy is sanitised as any text
