@@ -109,10 +109,7 @@ BAD_VALUES = [
         {"train": {"schedule": "cosin"}},
         "train.schedule='cosin': Input should be 'cosine', 'constant' or 'onecycle'",
     ),
-    (
-        {"predictor": {"rule": "x"}},
-        "predictor.rule='x': Input should be 'rate', 'threshold', 'gain' or 'twin'",
-    ),
+    ({"predictor": {"rule": 1}}, "predictor.rule=1: Input should be a valid string"),
     ({"predictor": {"folds": 1}}, "predictor.folds=1: Input should be greater than or equal to 2"),
     ({"split": {"holdout": 0}}, "split.holdout=0: Input should be greater than 0"),
     ({"features": {"features": []}}, "features.features=[]: Tuple should have at least 1 item"),

@@ -219,3 +219,30 @@ def test_out_of_fold_shrinks_folds_to_the_hard_count():
     X, g = imbalanced(n_easy=30, n_hard=2)  # 5 folds asked, only 2 hard samples: 2 folds
     p = out_of_fold_proba("logistic", X, g, folds=5, seed=0)
     assert p.shape == (32,) and np.isfinite(p).all()
+
+
+def test_a_registered_decision_rule_is_valid_in_a_config_and_decides():
+    """A new rule is one registry entry: the config accepts it, the plan validates it, and
+    `decide_easy` and the twin's candidates use it."""
+    from tmu.config import RunConfig, from_dict
+    from tmu.pipeline.plan import validate
+    from tmu.predictor import DECISION_RULES, DecisionRule, register_rule
+
+    register_rule(DecisionRule("all_hard", lambda p, rate, t: np.zeros(len(p), dtype=bool)))
+    try:
+        cfg = from_dict(
+            RunConfig,
+            {"dataset": "digits", "predictor": {"rule": "all_hard", "compare_rules": ["rate"]}},
+        )
+        validate(cfg)
+        assert not decide_easy(np.array([0.9, 0.1]), "all_hard", 0.5).any()
+    finally:
+        DECISION_RULES.pop("all_hard")
+    with pytest.raises(ValueError, match=r"unknown decision rule\(s\) \['all_hard'\]"):
+        validate(cfg)
+    unknown = from_dict(RunConfig, {"dataset": "digits", "predictor": {"rule": "x"}})
+    with pytest.raises(ValueError, match=r"\['x'\] in predictor.rule; valid: \['gain', 'rate', "):
+        validate(unknown)
+    bad = from_dict(RunConfig, {"dataset": "digits", "predictor": {"compare_rules": ["twin"]}})
+    with pytest.raises(ValueError, match=r"\['twin'\] in compare_rules; valid: "):
+        validate(bad)

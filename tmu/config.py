@@ -135,11 +135,12 @@ class PredictorConfig:
     """The generalization-label predictor (method spec §5)."""
 
     kind: str = "mlp"  # a key of tmu.predictor.PREDICTORS
-    # rate-matched, p(easy) >= 0.5, flip where the twin's expected agreement gain is positive, or
-    # "twin": rate or gain, whichever scores better when TMU is twin-tuned with each
-    rule: Literal["rate", "threshold", "gain", "twin"] = "gain"
+    # a key of tmu.predictor.DECISION_RULES (rate-matched, p(easy) >= 0.5, flip where the twin's
+    # expected agreement gain is positive), or "twin": rate or gain, whichever scores better when
+    # TMU is twin-tuned with each; checked against the registry by tmu.pipeline.validate
+    rule: str = "gain"
     # more rules to run every predictor-using method with, side by side (`tmu+rate` beside `tmu`)
-    compare_rules: tuple[Literal["rate", "threshold", "gain"], ...] = ()
+    compare_rules: tuple[str, ...] = ()
     folds: Annotated[int, Field(ge=2, strict=True)] = (
         3  # out-of-fold predictions on H_f, to twin-tune
     )

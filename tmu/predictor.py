@@ -7,6 +7,9 @@ Hard samples (g = 0) are rare, so both predictors weight the classes by inverse 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -78,26 +81,67 @@ def make_predictor(kind: str, **params):
     return PREDICTORS[kind](**params)
 
 
-RULES = ("rate", "threshold", "gain")
+@dataclass(frozen=True)
+class DecisionRule:
+    """How p(easy) becomes the easy / hard decision: `decide(p_easy, easy_rate, threshold)` gives
+    the boolean easy mask, from the twin's easy rate and, for a rule with `fitted_threshold`, the
+    twin-fitted `gain_threshold` (computed only when such a rule is used)."""
+
+    name: str
+    decide: Callable[[np.ndarray, float, float], np.ndarray]
+    fitted_threshold: bool = False
+    summary: str = ""
+
+
+def _rate_matched(p_easy: np.ndarray, easy_rate: float, threshold: float) -> np.ndarray:
+    n_easy = int(round(float(np.clip(easy_rate, 0.0, 1.0)) * len(p_easy)))
+    mask = np.zeros(len(p_easy), dtype=bool)
+    mask[np.argsort(-p_easy, kind="stable")[:n_easy]] = True
+    return mask
+
+
+DECISION_RULES: dict[str, DecisionRule] = {}
+
+
+def register_rule(rule: DecisionRule) -> DecisionRule:
+    """Add a decision rule (then valid in `predictor.rule` and `predictor.compare_rules`)."""
+    DECISION_RULES[rule.name] = rule
+    return rule
+
+
+register_rule(
+    DecisionRule(
+        "rate",
+        _rate_matched,
+        summary="the top round(easy_rate * n) samples by p(easy) are easy (ties by position)",
+    )
+)
+register_rule(
+    DecisionRule("threshold", lambda p, rate, t: p >= 0.5, summary="p(easy) >= 0.5 is easy")
+)
+register_rule(
+    DecisionRule(
+        "gain",
+        lambda p, rate, t: p >= t,
+        fitted_threshold=True,
+        summary="p(easy) >= the twin-fitted point where flipping starts to gain agreement",
+    )
+)
+RULES = tuple(DECISION_RULES)  # the built-in rules, in registry order
+TWIN = "twin"  # predictor.rule: the rule of TWIN_CHOICES that scores better on the twin
 TWIN_CHOICES = ("rate", "gain")  # the rules `twin` chooses between
 
 
 def decide_easy(
     p_easy: np.ndarray, rule: str, easy_rate: float, threshold: float = 0.5
 ) -> np.ndarray:
-    """Boolean easy mask. `rate`: the top round(easy_rate * n) samples by p(easy) are easy (ties
-    broken by position); `threshold`: p(easy) >= 0.5; `gain`: p(easy) >= `threshold`, the
-    twin-fitted point where flipping starts to gain agreement (see `gain_threshold`)."""
-    if rule == "threshold":
-        return p_easy >= 0.5
-    if rule == "gain":
-        return p_easy >= threshold
-    if rule != "rate":
-        raise ValueError(f"unknown decision rule {rule!r}; valid rules: {list(RULES)}")
-    n_easy = int(round(float(np.clip(easy_rate, 0.0, 1.0)) * len(p_easy)))
-    mask = np.zeros(len(p_easy), dtype=bool)
-    mask[np.argsort(-p_easy, kind="stable")[:n_easy]] = True
-    return mask
+    """Boolean easy mask of decision rule `rule` (a key of DECISION_RULES): `rate`, the top
+    round(easy_rate * n) samples by p(easy); `threshold`, p(easy) >= 0.5; `gain`, p(easy) >=
+    `threshold`, the twin-fitted point where flipping starts to gain agreement
+    (`gain_threshold`)."""
+    if rule not in DECISION_RULES:
+        raise ValueError(f"unknown decision rule {rule!r}; valid rules: {list(DECISION_RULES)}")
+    return DECISION_RULES[rule].decide(p_easy, easy_rate, threshold)
 
 
 ABOVE_ALL = float(np.nextafter(1.0, 2.0))

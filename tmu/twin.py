@@ -20,7 +20,15 @@ from torch import nn
 from .config import PredictorConfig, TrainConfig, TwinConfig
 from .features import IQRScaler
 from .models import clone_model
-from .predictor import TWIN_CHOICES, decide_easy, gain_threshold, make_predictor, out_of_fold_proba
+from .predictor import (
+    DECISION_RULES,
+    TWIN,
+    TWIN_CHOICES,
+    decide_easy,
+    gain_threshold,
+    make_predictor,
+    out_of_fold_proba,
+)
 from .training import Part, Progress, fit, predict, train_from_scratch
 
 logger = logging.getLogger(__name__)
@@ -207,7 +215,7 @@ class FittedPredictor:
         """The candidate masks an entry deciding by `rule` is twin-tuned with: both of "twin"'s
         choices while `rule` is still "twin", else `rule`'s own (None: this predictor's)."""
         rule = rule or self.rule
-        if rule == "twin":
+        if rule == TWIN:
             return {r: self.candidates[r] for r in TWIN_CHOICES}
         return {rule: self.candidates[rule]}
 
@@ -274,9 +282,10 @@ def fit_predictor(
     predictor = make_predictor(cfg.kind, seed=seed, **params).fit(X, g)
     oof = out_of_fold_proba(cfg.kind, X, g, cfg.folds, seed, **params)
     rate = float(g.mean())
-    main = TWIN_CHOICES if cfg.rule == "twin" else (cfg.rule,)
+    main = TWIN_CHOICES if cfg.rule == TWIN else (cfg.rule,)
     rules = tuple(dict.fromkeys((*main, *cfg.compare_rules)))
-    threshold = gain_threshold(oof, g, flip_match) if "gain" in rules else 0.5
+    fitted = any(DECISION_RULES[r].fitted_threshold for r in rules)
+    threshold = gain_threshold(oof, g, flip_match) if fitted else 0.5
     masks = {r: decide_easy(oof, r, rate, threshold) for r in rules}
     oof_easy = masks.get(cfg.rule, masks[main[0]])
     return FittedPredictor(

@@ -11,7 +11,7 @@ from ..data import check_dataset_name
 from ..features import FEATURES
 from ..forget import ForgetSpec, parse_forget
 from ..models import MODELS, RECIPES, DeviceError, read_state_dict, resolve_device
-from ..predictor import PREDICTORS
+from ..predictor import DECISION_RULES, PREDICTORS, TWIN
 from ..unlearn import METHODS, get_method
 
 TUNED_SUFFIX = "+twin"
@@ -100,6 +100,8 @@ def validate(cfg: RunConfig, device_here: bool = True) -> ForgetSpec:
     _known("model", [cfg.model], MODELS)
     _known("recipe", [cfg.recipe], RECIPES)
     _known("predictor", [cfg.predictor.kind], PREDICTORS)
+    _known("decision rule", [cfg.predictor.rule], [*DECISION_RULES, TWIN], " in predictor.rule")
+    _known("decision rule", cfg.predictor.compare_rules, DECISION_RULES, " in compare_rules")
     _known("feature", cfg.features.features, FEATURES)
     split = cfg.split
     if split.holdout + split.test >= 1:

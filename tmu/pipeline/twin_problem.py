@@ -13,6 +13,7 @@ from torch import nn
 from ..artifacts import Store, config_key
 from ..config import RunConfig, to_dict
 from ..features import FeatureContext, compute_features
+from ..predictor import DECISION_RULES, TWIN
 from ..twin import (
     FittedPredictor,
     TwinFit,
@@ -109,12 +110,14 @@ def prepare_twin(
         Env(dev, cfg.seed, data.build),
         (fixed,) if fixed in FLIP_LABELS else None,
     )
-    match = matches[policy] if cfg.predictor.rule in ("gain", "twin") else 1.0
+    rule = cfg.predictor.rule
+    fits = rule == TWIN or DECISION_RULES[rule].fitted_threshold  # a twin-fitted threshold
+    match = matches[policy] if fits else 1.0
     fitted = fit_predictor(features, g, cfg.predictor, cfg.seed, match, policy, matches)
     fit_seconds = time.perf_counter() - start
     tuning = tune_methods(cfg, data, labels, o, twin.model, h_f, fitted, key, store)
-    chosen = [t.rule for (_, rule), t in tuning.items() if rule == "twin" and t.rule]
-    if fitted.rule == "twin" and chosen:  # the rule TMU's twin-tuning chose (none: no TMU)
+    chosen = [t.rule for (_, rule), t in tuning.items() if rule == TWIN and t.rule]
+    if fitted.rule == TWIN and chosen:  # the rule TMU's twin-tuning chose (none: no TMU)
         fitted = fitted.choose(chosen[0])
     report(1.0)
     # The reusable twin preparation shared by all methods, from each part's measured (possibly
@@ -241,7 +244,7 @@ def decide(cfg: RunConfig, data: Data, original: nn.Module, twin: Twin) -> Decis
     orphan = ~np.isin(data.labels[s.forget], data.labels[s.retain])
     proba = np.where(orphan, 0.0, proba)
     rules = dict.fromkeys([predictor.rule, *predictor.candidates])
-    masks = {r: predictor.decide(proba, r) & ~orphan for r in rules if r != "twin"}
+    masks = {r: predictor.decide(proba, r) & ~orphan for r in rules if r != TWIN}
     easy = masks.get(predictor.rule)
     return Decisions(feats, proba, easy, time.perf_counter() - start, predictor.rule, masks)
 
