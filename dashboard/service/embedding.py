@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tmu.config import RunConfig, to_dict
-from tmu.jobs import CANCELLED, DONE, FAILED, JobQueue, JobStatus, job_key
+from tmu.config import RunConfig
+from tmu.jobs import DONE, JobQueue, JobStatus
 from tmu.tasks import EMBEDDING
 
-from .runs import backend, make_config
+from .runs import backend, make_config, side_job, side_job_asked, submit_side_job
 from .state import State
 
 CLUSTERED = 0.5  # spread_ratio below this: warn that the selection is far from a random request
@@ -30,32 +30,32 @@ def embedding_config(state: State) -> RunConfig:
 def embedding(
     state: State, be: JobQueue | None = None, *, retry: bool = False
 ) -> tuple[JobStatus, dict | None]:
-    """Submit (or find) the embedding job; its status and, once done, {ids, xy, labels}.
+    """This tab's embedding job of the current settings: its status and, once done,
+    {ids, xy, tsne, labels}.
 
-    The page polls this every half second: a job that failed or was cancelled in this backend is
-    returned as it is, its error for the page to show, not submitted again on every poll (a
-    failing job would otherwise run forever and its error never appear); `retry=True` submits it
-    again. A job that cannot even be queued (a full disk) comes back failed, with the reason."""
+    The page reads this on every rerun and poll, which never submit: the job is submitted for
+    this tab once per settings, when the page first needs it (or again with `retry=True`, the
+    Retry button's callback), and later reruns read its status. So a job that failed or was
+    cancelled is shown with its error, not run again on every poll; one that could not be
+    queued (the queue or this tab's quota full, the disk full) comes back failed, saying why."""
     be = be or backend()
     cfg = embedding_config(state)
-    key = job_key(EMBEDDING.name, cfg)
-    if not retry:
-        known = next((j for j in be.jobs() if j.id == key), None)
-        if known is not None and known.state in (FAILED, CANCELLED):
-            return known, None
-    try:
-        job = be.status(be.submit(cfg, kind=EMBEDDING.name))
-    except OSError as err:  # JobSubmitError: job.json could not be written
-        return JobStatus(
-            key, EMBEDDING.name, to_dict(cfg), str(be.out_dir(key)), state=FAILED, error=str(err)
-        ), None
+    if retry or not side_job_asked(state, EMBEDDING.name, cfg):
+        submit_side_job(state, EMBEDDING.name, cfg, be)
+    job = side_job(state, EMBEDDING.name, cfg, be)
+    if job is None:  # asked for, but this server no longer knows it (its folder evicted)
+        submit_side_job(state, EMBEDDING.name, cfg, be)
+        job = side_job(state, EMBEDDING.name, cfg, be)
     if job.state != DONE:
         return job, None
-    return job, _load_embedding(job.out_dir)
+    npz = Path(job.out_dir) / "embedding.npz"
+    return job, _load_embedding(job.out_dir, npz.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=4)
-def _load_embedding(out_dir: str) -> dict:
+def _load_embedding(out_dir: str, mtime_ns: int) -> dict:
+    """The arrays of a finished embedding job (keyed by the file's mtime too: a later generation
+    of the job writes it again in the same folder)."""
     with np.load(Path(out_dir) / "embedding.npz") as data:
         return {k: data[k] for k in data.files}
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from tmu.config import RunConfig
-from tmu.jobs import DONE, JobQueue, JobStatus, job_key
+from tmu.jobs import DONE, JobQueue, JobStatus
 from tmu.tasks import ESTIMATE, HARDNESS
 
-from .runs import backend, make_config
-from .state import Key, State
+from .runs import backend, make_config, side_job, submit_side_job
+from .state import State
 
 
 def estimate_config(state: State) -> RunConfig:
@@ -28,18 +28,17 @@ def estimate_config(state: State) -> RunConfig:
 def estimate(
     state: State, be: JobQueue | None = None, submit: bool = False
 ) -> tuple[JobStatus | None, dict | None]:
-    """The estimate job of the current settings (submitted when `submit`; a finished one is found
-    on disk) and, once done, its figures; (None, None) when none was asked for."""
+    """The estimate job of the current settings (submitted for this tab when `submit`, from the
+    button's callback: a refusal comes back as a failed status saying why; a finished one is
+    found on disk) and, once done, its figures; (None, None) when none was asked for."""
     be = be or backend()
     cfg = estimate_config(state)
-    job_id = be.submit(cfg, kind=ESTIMATE.name) if submit else job_key(ESTIMATE.name, cfg)
-    try:
-        job = be.status(job_id)
-    except KeyError:
-        return None, None
-    if job.state != DONE:
+    if submit:
+        submit_side_job(state, ESTIMATE.name, cfg, be)
+    job = side_job(state, ESTIMATE.name, cfg, be)
+    if job is None or job.state != DONE:
         return job, None
-    return job, json.loads((Path(job.out_dir) / "estimate.json").read_text())
+    return job, _load_estimate(job.out_dir, _stamp(Path(job.out_dir) / "estimate.json"))
 
 
 def hardness_config(state: State) -> RunConfig:
@@ -53,26 +52,33 @@ def hardness_config(state: State) -> RunConfig:
 def hardness_map(
     state: State, be: JobQueue | None = None, submit: bool = False
 ) -> tuple[JobStatus | None, dict | None]:
-    """The hardness job of `hardness_config` (submitted when `submit`) and, once done, the twin
-    predictor's p(hard) of every training sample ({ids, p_hard})."""
+    """The hardness job of `hardness_config` (submitted for this tab when `submit`, as
+    `estimate`) and, once done, the twin predictor's p(hard) of every training sample
+    ({ids, p_hard})."""
     be = be or backend()
     cfg = hardness_config(state)
-    job_id = (
-        be.submit(cfg, kind=HARDNESS.name, owner=state.get(Key.VISITOR))
-        if submit
-        else job_key(HARDNESS.name, cfg)
-    )
-    try:
-        job = be.status(job_id)
-    except KeyError:
-        return None, None
-    if job.state != DONE:
+    if submit:
+        submit_side_job(state, HARDNESS.name, cfg, be)
+    job = side_job(state, HARDNESS.name, cfg, be)
+    if job is None or job.state != DONE:
         return job, None
-    return job, _load_hardness(job.out_dir)
+    return job, _load_hardness(job.out_dir, _stamp(Path(job.out_dir) / "hardness.npz"))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """(mtime_ns, size) of a job's result file: part of its cache key, so that a result written
+    again in the same folder (a later generation of the job) is read afresh."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=16)
+def _load_estimate(out_dir: str, stamp: tuple[int, int]) -> dict:
+    return json.loads((Path(out_dir) / "estimate.json").read_text())
 
 
 @lru_cache(maxsize=4)
-def _load_hardness(out_dir: str) -> dict:
+def _load_hardness(out_dir: str, stamp: tuple[int, int]) -> dict:
     with np.load(Path(out_dir) / "hardness.npz") as data:
         return {"ids": data["ids"], "p_hard": data["p_hard"]}
 

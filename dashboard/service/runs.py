@@ -12,8 +12,8 @@ from pathlib import Path
 from tmu.artifacts import clean_imported, default_root
 from tmu.budget import budget_from_env
 from tmu.config import ConfigError, RunConfig, from_dict
-from tmu.data import IMPORTED
-from tmu.jobs import JobQueue, JobStatus, ProcessRunner, Runner
+from tmu.data import FINGERPRINT_SECONDS, IMPORTED
+from tmu.jobs import CANCELLED, FAILED, JobQueue, JobStatus, ProcessRunner, Runner, job_key
 from tmu.models import apply_recipe
 from tmu.scenarios import QUICK, merge
 from tmu.unlearn import METHODS
@@ -163,19 +163,90 @@ def submit_run(state: State, be: JobQueue | None = None) -> tuple[str | None, st
 
 
 def submit_config(
-    state: State, cfg: RunConfig, be: JobQueue | None = None
+    state: State, cfg: RunConfig, be: JobQueue | None = None, kind: str = "run"
 ) -> tuple[str | None, str | None]:
-    """Submit a ready config (the Tour's) for this tab; (job id, None) or (None, message)."""
+    """Submit a ready config (the Tour's; or a job of another `kind`) for this tab, its owner:
+    within its quota, cancellable by it alone; (job id, None) or (None, message)."""
     try:
         be = be or backend()
-        job_id = be.submit(cfg, owner=state.get(Key.VISITOR))
+        job_id = be.submit(cfg, kind=kind, owner=state.get(Key.VISITOR))
     except (ConfigError, ValueError, OSError) as err:  # QueueFull; OSError: the disk is full
-        events.info("refused run for visitor=%s: %s", state.get(Key.VISITOR), err)
+        events.info("refused %s for visitor=%s: %s", kind, state.get(Key.VISITOR), err)
         return None, str(err)
-    events.info("submit run %s visitor=%s", job_id, state.get(Key.VISITOR))
-    out = be.status(job_id).out_dir
-    state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
+    events.info("submit %s %s visitor=%s", kind, job_id, state.get(Key.VISITOR))
+    if kind == "run":
+        out = be.status(job_id).out_dir
+        state[Key.MY_RUNS] = [p for p in state.get(Key.MY_RUNS, []) if p != out] + [out]
     return job_id, None
+
+
+# A tab's side jobs (embedding, estimate, hardness): one of each kind, remembered in its state
+# as {kind: {"key": job key, "id": job id or None, "error": why refused, "cancelled": bool}}.
+
+
+def submit_side_job(
+    state: State, kind: str, cfg: RunConfig, be: JobQueue | None = None
+) -> str | None:
+    """Submit this tab's job of `kind` for `cfg` (from a button callback, or once when a page
+    first needs it: later reruns only read it, `side_job`). A job of this kind the tab asked for
+    other settings is given up (the tab withdraws; it goes on only for other tabs that share it).
+    Returns why nothing was queued (the queue or the tab's quota full, the disk full), which the
+    page shows instead of an exception; the refusal is remembered too."""
+    be = be or backend()
+    key, jobs = job_key(kind, cfg, FINGERPRINT_SECONDS), dict(state.get(Key.SIDE_JOBS, {}))
+    old = jobs.get(kind)
+    if old and old["id"] and old["key"] != key:
+        be.cancel(old["id"], owner=state.get(Key.VISITOR))
+    job_id, error = submit_config(state, cfg, be, kind)
+    jobs[kind] = {"key": key, "id": job_id, "error": error, "cancelled": False}
+    state[Key.SIDE_JOBS] = jobs
+    return error
+
+
+def side_job_asked(state: State, kind: str, cfg: RunConfig) -> bool:
+    """Whether this tab asked for its job of `kind` with these settings (`cfg`)."""
+    mine = state.get(Key.SIDE_JOBS, {}).get(kind)
+    return bool(mine) and mine["key"] == job_key(kind, cfg, FINGERPRINT_SECONDS)
+
+
+def side_job(state: State, kind: str, cfg: RunConfig, be: JobQueue | None = None):
+    """The job of `kind` for `cfg` as this tab sees it; submits nothing. The one it asked for
+    (refused: a FAILED status whose error says why; withdrawn by this tab: CANCELLED), else the
+    newest any tab asked for or a finished one on disk; None when there is none."""
+    be = be or backend()
+    mine = state.get(Key.SIDE_JOBS, {}).get(kind)
+    if side_job_asked(state, kind, cfg):
+        if mine["error"]:
+            out, why = str(be.out_dir(mine["key"])), f"not queued: {mine['error']}"
+            return JobStatus(mine["key"], kind, {}, out, state=FAILED, error=why)
+        try:
+            job = be.status(mine["id"])
+        except KeyError:  # a job this server no longer knows (its folder evicted)
+            return None
+        if mine["cancelled"] and job.active:  # goes on for another tab
+            job.state, job.error = CANCELLED, "cancelled in this tab"
+        return job
+    try:
+        return be.current(kind, cfg)
+    except KeyError:
+        return None
+
+
+def owns(state: State, job: JobStatus | None) -> bool:
+    """Whether `job` is active and this tab is one of its owners (it may cancel it)."""
+    return job is not None and job.active and state.get(Key.VISITOR) in job.owners
+
+
+def cancel_side_job(state: State, kind: str, be: JobQueue | None = None) -> bool:
+    """Button callback: withdraw this tab from its job of `kind` (it stops unless another tab
+    shares it); True if the tab was one of its owners. The page shows it cancelled."""
+    mine = state.get(Key.SIDE_JOBS, {}).get(kind)
+    if not mine or not mine["id"]:
+        return False
+    done = (be or backend()).cancel(mine["id"], owner=state.get(Key.VISITOR))
+    if done:
+        state[Key.SIDE_JOBS] = {**state[Key.SIDE_JOBS], kind: {**mine, "cancelled": True}}
+    return done
 
 
 def job_status(job_id: str | None, be: JobQueue | None = None) -> JobStatus | None:

@@ -52,6 +52,7 @@ class Key:
     WEIGHTS = "own.weights"  # the store path of this tab's uploaded original weights
     WEIGHTS_NAME = "own.weights_name"  # how they are shown: the file's name and hash
     JOB = "job.id"  # the run job this session submitted last
+    SIDE_JOBS = "job.side"  # this tab's embedding / estimate / hardness job (service.side_job)
     VISITOR = "visitor"  # this browser tab's id: the owner of its jobs
     MY_RUNS = "my.runs"  # the run folders of the jobs this tab submitted, oldest first
     RUN_PATH = "run.path"  # the run folder the result pages show
@@ -91,6 +92,9 @@ class Key:
     WEIGHTS_BUTTON = "btn.use_weights"
     TRAIN_BUTTON = "btn.train_original"
     PAINT_BUTTON = "btn.paint_hardness"
+    CANCEL_EMBEDDING_BUTTON = "btn.cancel_embedding"
+    CANCEL_ESTIMATE_BUTTON = "btn.cancel_estimate"
+    CANCEL_HARDNESS_BUTTON = "btn.cancel_hardness"
 
 
 FORGET_MODES = (

@@ -7,6 +7,8 @@ import streamlit as st
 from dashboard import service, ui
 from dashboard.service import Key
 from dashboard.service.figures import plots
+from dashboard.service.runs import cancel_side_job, owns
+from tmu.tasks import EMBEDDING, ESTIMATE, HARDNESS
 
 state = ui.setup("Forget set")
 dataset, seed = state[Key.DATASET], int(state[Key.SEED])
@@ -43,6 +45,13 @@ def embedding_tab() -> None:
             if e is not None or j.state in ("failed", "cancelled"):
                 st.rerun()
 
+        if owns(state, job):
+            st.button(
+                "Cancel the embedding",
+                on_click=cancel_side_job,
+                args=(state, EMBEDDING.name),
+                key=Key.CANCEL_EMBEDDING_BUTTON,
+            )
         wait_for_embedding()
         return
 
@@ -90,7 +99,16 @@ def embedding_tab() -> None:
                 if h is not None or not j.active:
                     st.rerun()
 
+            if owns(state, hard_job):
+                st.button(
+                    "Cancel painting p(hard)",
+                    on_click=cancel_side_job,
+                    args=(state, HARDNESS.name),
+                    key=Key.CANCEL_HARDNESS_BUTTON,
+                )
             wait_for_hardness()
+        elif hard_job is not None and hard_job.state in ("failed", "cancelled"):
+            st.warning(f"Painting p(hard) {hard_job.state}: {service.public_text(hard_job.error)}")
     xy = emb[projections[projection]]
     if color == "class":
         groups, names, colors = emb["labels"], info.classes, None
@@ -191,6 +209,13 @@ def estimate_section() -> None:
 
         with c2:
             wait_for_estimate()
+        if owns(state, job):
+            c1.button(
+                "Cancel the estimate",
+                on_click=cancel_side_job,
+                args=(state, ESTIMATE.name),
+                key=Key.CANCEL_ESTIMATE_BUTTON,
+            )
 
 
 def pick_scenario() -> None:

@@ -206,3 +206,118 @@ def test_a_failed_embedding_job_is_shown_not_resubmitted(tmp_path, monkeypatch):
     assert emb is None and job.state == FAILED
     assert "cannot queue the embedding job" in job.error and "No space left" in job.error
     assert other.jobs() == []
+
+
+# ------------------------------------------------ a tab's side jobs: owner, quota, cancel, once
+
+GO = threading.Event()
+
+
+def waiting_task(c, store, out, progress):
+    """Runs until GO is set, reporting (so that cancel acts), then writes every side marker."""
+    while not GO.wait(0.01):
+        progress("original", 0.5)
+    for marker in ("embedding.npz", "estimate.json", "hardness.npz"):
+        (out / marker).write_bytes(b"")
+
+
+def side_backend(root, **limits):
+    """A thread-run queue whose embedding, estimate, hardness and block kinds all wait for GO."""
+    GO.clear()
+    kinds = {
+        name: JobKind(name, waiting_task, lambda c: ["original"], marker)
+        for name, marker in [
+            ("embedding", "embedding.npz"),
+            ("estimate", "estimate.json"),
+            ("hardness", "hardness.npz"),
+            ("block", "done.txt"),
+        ]
+    }
+    return JobQueue(root, runner=ThreadRunner(), kinds=kinds, **limits)
+
+
+def test_side_jobs_are_the_tabs_own_within_its_quota_and_refusals_are_messages(tmp_path):
+    """Estimate and embedding jobs escaped the per-tab quota (a tab refused its 4th run still
+    queued estimates) and a full queue raised QueueFull into the page."""
+    from dash_helpers import tiny_state
+
+    from dashboard import service
+
+    be = side_backend(tmp_path, max_per_owner=3)
+    tab, other = tiny_state(), tiny_state()
+    for seed in range(3):  # the tab's quota: three runs
+        be.submit(cfg(seed=seed), "block", owner=tab[service.Key.VISITOR])
+    for ask in (
+        lambda: service.estimate(tab, be, submit=True),
+        lambda: service.hardness_map(tab, be, submit=True),
+        lambda: service.embedding(tab, be),
+    ):
+        job, result = ask()
+        assert result is None and job.state == FAILED
+        assert job.error.startswith("not queued: you already have 3 job(s) queued or running")
+    assert {j.kind for j in be.jobs()} == {"block"}  # nothing queued beyond the quota
+    job, _ = service.estimate(other, be, submit=True)  # another tab has its own share
+    assert job.state in ("queued", "running") and job.owners == [other[service.Key.VISITOR]]
+    GO.set()
+
+    full = side_backend(tmp_path / "full", max_queued=1)
+    running = full.submit(cfg(seed=0), "block")
+    while full.status(running).state != "running":
+        time.sleep(0.005)
+    full.submit(cfg(seed=1), "block")  # waits: the queue is full
+    job, _ = service.embedding(tiny_state(), full)
+    assert job.state == FAILED and "the job queue is full (1 jobs waiting)" in job.error
+    GO.set()
+
+
+def test_a_tab_cancels_its_side_jobs_and_no_other_tabs(tmp_path):
+    from dash_helpers import tiny_state
+
+    from dashboard import service
+    from dashboard.service.runs import cancel_side_job, owns
+
+    be = side_backend(tmp_path)
+    tab, other = tiny_state(), tiny_state()
+    job, _ = service.estimate(tab, be, submit=True)
+    assert owns(tab, job) and not owns(other, job)
+    assert not cancel_side_job(other, "estimate", be)  # nothing of theirs
+    assert cancel_side_job(tab, "estimate", be)
+    assert be.wait(job.id, timeout=10).state == CANCELLED
+    assert service.estimate(tab, be)[0].state == CANCELLED
+    # Shared with another tab: withdrawing leaves it running for them, shown cancelled here.
+    job, _ = service.hardness_map(tab, be, submit=True)
+    assert service.hardness_map(other, be, submit=True)[0].id == job.id
+    assert cancel_side_job(tab, "hardness", be)
+    assert service.hardness_map(tab, be)[0].state == CANCELLED
+    assert service.hardness_map(other, be)[0].active  # goes on for the other tab
+    GO.set()
+    assert be.wait(job.id, timeout=10).state == DONE
+
+
+def test_the_embedding_is_submitted_once_per_tab_and_settings(tmp_path, monkeypatch):
+    """It was submitted on every render and every half-second poll."""
+    from dash_helpers import tiny_state
+
+    from dashboard import service
+    from dashboard.service.runs import cancel_side_job
+
+    be = side_backend(tmp_path)
+    submits = []
+    real = be.submit
+    monkeypatch.setattr(be, "submit", lambda *a, **k: submits.append(a[0].seed) or real(*a, **k))
+    tab = tiny_state()
+    first = [service.embedding(tab, be)[0] for _ in range(5)]  # renders and polls
+    assert submits == [0] and {j.id for j in first} == {first[0].id}
+    assert first[0].owners == [tab[service.Key.VISITOR]]
+    tab["w.seed"] = 1  # other settings: one new job; the tab gives up the old one
+    job, _ = service.embedding(tab, be)
+    assert submits == [0, 1] and job.id != first[0].id
+    assert be.wait(first[0].id, timeout=10).state == CANCELLED  # nobody else wanted it
+    assert cancel_side_job(tab, "embedding", be)
+    for _ in range(3):
+        assert service.embedding(tab, be)[0].state == CANCELLED
+    assert submits == [0, 1]
+    job, _ = service.embedding(tab, be, retry=True)  # the Retry button
+    assert submits == [0, 1, 1] and job.state in ("queued", "running")
+    GO.set()
+    assert be.wait(job.id, timeout=10).state == DONE
