@@ -377,8 +377,10 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importer import ImportLimits, import_dataset
+    from .importer import ImportLimits, import_dataset, limit_memory
 
+    if args.memory_mb:
+        limit_memory(args.memory_mb)
     limits = ImportLimits(
         **{k: v for k, v in vars(args).items() if k.startswith("max_") and v is not None}
     )
@@ -589,10 +591,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("--max-ratio", "expansion ratio of one member (zip bombs)"),
         ("--max-classes", "classes"),
         ("--max-pixels", "pixels per image"),
+        ("--max-pool-bytes", "bytes of all images once decoded (float32)"),
     ):
         i.add_argument(
             flag, type=float if "ratio" in flag else int, help=f"at most this many {what}"
         )
+    i.add_argument(
+        "--memory-mb",
+        type=int,
+        help="fail (with a message) rather than use more than this many MB of memory beyond the "
+        "interpreter's own",
+    )
     i.set_defaults(func=cmd_import)
     c = sub.add_parser("cluster", help="the Ray cluster's GPUs and tmu workers")
     c.add_argument("--ray-address", default=os.environ.get("TMU_RAY_ADDRESS"))

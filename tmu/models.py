@@ -14,6 +14,8 @@ import copy
 import hashlib
 import pickle
 import dataclasses
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -326,14 +328,79 @@ def file_stamp(path: str | Path | None) -> str:
     return hashlib.sha256(f"{target}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class WeightsLimits:
+    """What a `.pt` file (a zip archive since torch 1.6) may unpack to before torch.load reads
+    it: torch inflates compressed entries, so a 300 KB file can hold a 300 MB tensor."""
+
+    max_bytes: int = 4 * 2**30  # all entries, unpacked (env var TMU_MAX_WEIGHTS_BYTES)
+    max_entries: int = 100_000  # one per tensor storage, plus a few records
+    max_ratio: float = 20.0  # unpacked / packed size of one compressed entry over 1 MiB
+
+
+def weights_limits() -> WeightsLimits:
+    """The default limits, with env var TMU_MAX_WEIGHTS_BYTES (bytes) applied."""
+    text = os.environ.get("TMU_MAX_WEIGHTS_BYTES")
+    if not text:
+        return WeightsLimits()
+    if not text.isdigit() or int(text) < 1:
+        raise WeightsError(f"TMU_MAX_WEIGHTS_BYTES={text!r} must be a positive whole number")
+    return WeightsLimits(max_bytes=int(text))
+
+
+def check_weights_archive(path: str | Path, limits: WeightsLimits | None = None) -> int:
+    """The bytes `path` unpacks to, checked against `limits` from the zip's directory alone
+    (nothing is inflated): too many entries, an entry that expands more than `max_ratio` (real
+    weights barely compress; a run of zeros does 1000x) or a total over `max_bytes` is a
+    WeightsError naming the file and the entry. A legacy (pre-zip) torch file is bounded by
+    its own size."""
+    path, limits = Path(path), limits or weights_limits()
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            return path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise WeightsError(
+            f"weights file {str(path)!r} cannot be read as a torch state_dict (a damaged "
+            f"archive: {err})"
+        ) from None
+    if len(infos) > limits.max_entries:
+        raise WeightsError(
+            f"weights file {str(path)!r} holds {len(infos):,} entries (limit "
+            f"{limits.max_entries:,}); refused"
+        )
+    total = 0
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > 2**20:
+            if ratio > limits.max_ratio:
+                raise WeightsError(
+                    f"weights file {str(path)!r}: entry {info.filename!r} expands {ratio:.0f}x "
+                    f"to {info.file_size:,} bytes (limit {limits.max_ratio:g}x): an archive "
+                    "bomb? refused"
+                )
+        total += info.file_size
+        if total > limits.max_bytes:
+            raise WeightsError(
+                f"weights file {str(path)!r} unpacks to more than {limits.max_bytes:,} bytes "
+                "(limit, env var TMU_MAX_WEIGHTS_BYTES); refused"
+            )
+    return total
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The state_dict in a `.pt` file saved elsewhere: a plain state_dict, or a checkpoint dict
     holding one under `state_dict` or `model`; a `module.` prefix (DataParallel) is dropped.
     Loaded with `weights_only=True`: a file that carries code (any pickled object other than
-    tensors and plain containers) is refused and never executed."""
+    tensors and plain containers) is refused and never executed; before that, the archive's
+    entries are checked against `weights_limits()` (`check_weights_archive`), so a small file
+    that would inflate to gigabytes is refused unread."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
+    check_weights_archive(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -365,7 +432,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def load_weights(model: nn.Module, path: str | Path, name: str, num_classes: int) -> nn.Module:
     """`model` (registry architecture `name`) with the weights of `path`; a mismatch (another
     architecture, class count or input channels) is a WeightsError saying which."""
-    state = read_state_dict(path)
+    return fit_weights(model, read_state_dict(path), name, num_classes, path)
+
+
+def fit_weights(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    name: str,
+    num_classes: int,
+    path: str | Path,
+) -> nn.Module:
+    """`model` with `state` loaded (the weights file `path` held it), or a WeightsError saying
+    which mismatch (class count, architecture, input channels) stops it. `state` may hold
+    stand-in tensors of the right shapes (`torch.zeros(()).expand(shape)`): a fit can be
+    checked from a file's shapes alone, without its bytes."""
     head = next((v for k, v in state.items() if k.startswith("head.") and v.ndim == 2), None)
     if head is not None and head.shape[0] != num_classes:
         raise WeightsError(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from tmu.config import RunConfig
@@ -17,10 +18,13 @@ from tmu.data import (
     FINGERPRINT_SECONDS,
     IMAGEFOLDER_PREFIX,
     IMPORTED,
+    check_dataset_name,
     content_fingerprint,
     dataset_names,
     default_data_root,
+    imagefolder_path,
     load_dataset,
+    read_imagefolder,
 )
 from tmu.models import MODELS, RECIPES
 from tmu.splits import split_pool
@@ -34,14 +38,55 @@ def content(name: str) -> str:
     return content_fingerprint(name, max_age=FINGERPRINT_SECONDS)
 
 
-def pool(name: str):
-    """The dataset's pool (cached per process and content)."""
+@dataclass(frozen=True, eq=False)
+class ShownPool:
+    """A dataset as the pages hold it: the labels, classes and official test split of its
+    `tmu.data.Pool`, and its images as uint8 codes round(255 x value), exactly what the pages
+    show (`to_uint8`) in a quarter of float32's memory. Training never reads it (jobs load
+    their own Pool in their worker process)."""
+
+    name: str
+    x: torch.Tensor  # (N, C, H, W) uint8
+    y: torch.Tensor  # (N,) int64
+    classes: tuple[str, ...]
+    official_test: np.ndarray | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def pool(name: str) -> ShownPool:
+    """The dataset's pool as the pages hold it (cached per process and content)."""
     return _pool(name, content(name))
 
 
 @lru_cache(maxsize=2)
-def _pool(name: str, fingerprint: str):
-    return load_dataset(name)
+def _pool(name: str, fingerprint: str) -> ShownPool:
+    """An image folder (an imported dataset) is decoded straight into uint8 codes, so the server
+    never holds its float32 images: it costs the codes plus one image being decoded."""
+    check_dataset_name(name)
+    if name.startswith(IMAGEFOLDER_PREFIX):
+        x, y, classes = read_imagefolder(imagefolder_path(name), dtype=torch.uint8)
+        return ShownPool(name, x, torch.as_tensor(y, dtype=torch.int64), tuple(classes))
+    p = load_dataset(name)
+    return ShownPool(p.name, _codes(p.x), p.y, p.classes, p.official_test)
+
+
+def _codes(x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """float32 images in [0, 1] as uint8 codes round(255 x value), a chunk at a time (no float
+    copy of the whole pool)."""
+    out = torch.empty(x.shape, dtype=torch.uint8)
+    for s in range(0, len(x), chunk):
+        out[s : s + chunk] = x[s : s + chunk].mul(255.0).round_().clamp_(0, 255)
+    return out
 
 
 def roles(name: str, seed: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,9 +179,14 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def images(name: str, ids) -> list[np.ndarray]:
-    """Display images (uint8) of pool ids."""
+    """Display images (uint8, (H, W) or (H, W, 3)) of pool ids: the pool's codes as they are."""
     x = pool(name).x
-    return [to_uint8(x[int(i)].numpy()) for i in ids]
+    return [_display(x[int(i)].numpy()) for i in ids]
+
+
+def _display(codes: np.ndarray) -> np.ndarray:
+    """(C, H, W) uint8 codes -> (H, W) or (H, W, 3), the layout st.image and PIL take."""
+    return codes[0] if codes.shape[0] == 1 else np.ascontiguousarray(codes.transpose(1, 2, 0))
 
 
 def data_uri(img: np.ndarray, scale: int = 2) -> str:
