@@ -544,6 +544,17 @@ FORGET_KINDS: dict[str, type[ForgetSpec]] = {
 }
 
 
+def register_forget_kind(kind: type[ForgetSpec]) -> type[ForgetSpec]:
+    """Add a ForgetSpec class to FORGET_KINDS under its `kind` (usable as a decorator); a kind
+    name that is taken, or that is not a plain identifier, is a ValueError."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", getattr(kind, "kind", "") or ""):
+        raise ValueError(f"forget kind name {getattr(kind, 'kind', None)!r}: use a-z, 0-9, _")
+    if kind.kind in FORGET_KINDS and FORGET_KINDS[kind.kind] is not kind:
+        raise ValueError(f"forget kind {kind.kind!r} is already registered")
+    FORGET_KINDS[kind.kind] = kind
+    return kind
+
+
 def relabels(text: str) -> bool:
     """True when the forget spec `text` changes training labels (without parsing its body, so an
     `ids:FILE` whose file has gone is no error here)."""

@@ -89,6 +89,17 @@ class ScenarioError(ValueError):
     """An unknown scenario name."""
 
 
+def register_scenario(name: str, summary: str, **values: Any) -> Scenario:
+    """Add scenario `name` (RunConfig `values`: dataset, forget, recipe, split...; the methods and
+    decision rules default to every method and gain beside rate) to SCENARIOS, where the CLI's
+    `--scenario`, `benchmark --scenarios` and the dashboard's pickers find it. Its forget spec is
+    parsed now: a typo fails here. A name that is taken is a ScenarioError."""
+    if name in SCENARIOS:
+        raise ScenarioError(f"scenario {name!r} is already registered")
+    SCENARIOS[name] = _scenario(name, summary, **values)
+    return SCENARIOS[name]
+
+
 def get_scenario(name: str) -> Scenario:
     """The scenario `name`; an unknown name is a ScenarioError listing the valid ones."""
     if name not in SCENARIOS:
