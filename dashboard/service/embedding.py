@@ -48,8 +48,12 @@ def embedding(
         job = side_job(state, EMBEDDING.name, cfg, be)
     if job.state != DONE:
         return job, None
-    npz = Path(job.out_dir) / "embedding.npz"
-    return job, _load_embedding(job.out_dir, npz.stat().st_mtime_ns)
+    try:
+        mtime_ns = (Path(job.out_dir) / "embedding.npz").stat().st_mtime_ns
+    except OSError:  # evicted from the store since it finished: computed again
+        submit_side_job(state, EMBEDDING.name, cfg, be)
+        return side_job(state, EMBEDDING.name, cfg, be), None
+    return job, _load_embedding(job.out_dir, mtime_ns)
 
 
 @lru_cache(maxsize=4)

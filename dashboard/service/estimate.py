@@ -38,7 +38,9 @@ def estimate(
     job = side_job(state, ESTIMATE.name, cfg, be)
     if job is None or job.state != DONE:
         return job, None
-    return job, _load_estimate(job.out_dir, _stamp(Path(job.out_dir) / "estimate.json"))
+    if (stamp := _stamp(Path(job.out_dir) / "estimate.json")) is None:
+        return None, None  # evicted from the store since: asked for again by the button
+    return job, _load_estimate(job.out_dir, stamp)
 
 
 def hardness_config(state: State) -> RunConfig:
@@ -62,13 +64,18 @@ def hardness_map(
     job = side_job(state, HARDNESS.name, cfg, be)
     if job is None or job.state != DONE:
         return job, None
-    return job, _load_hardness(job.out_dir, _stamp(Path(job.out_dir) / "hardness.npz"))
+    if (stamp := _stamp(Path(job.out_dir) / "hardness.npz")) is None:
+        return None, None  # evicted from the store since: asked for again by the button
+    return job, _load_hardness(job.out_dir, stamp)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    """(mtime_ns, size) of a job's result file: part of its cache key, so that a result written
-    again in the same folder (a later generation of the job) is read afresh."""
-    st = path.stat()
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a job's result file, part of its cache key (a result written again in
+    the same folder, by a later generation of the job, is read afresh); None when it is gone."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
     return st.st_mtime_ns, st.st_size
 
 

@@ -217,8 +217,11 @@ def waiting_task(c, store, out, progress):
     """Runs until GO is set, reporting (so that cancel acts), then writes every side marker."""
     while not GO.wait(0.01):
         progress("original", 0.5)
-    for marker in ("embedding.npz", "estimate.json", "hardness.npz"):
-        (out / marker).write_bytes(b"")
+    import numpy as np
+
+    np.savez(out / "embedding.npz", ids=np.arange(3), xy=np.zeros((3, 2)), labels=np.zeros(3))
+    np.savez(out / "hardness.npz", ids=np.arange(3), p_hard=np.zeros(3))
+    (out / "estimate.json").write_text("{}")
 
 
 def side_backend(root, **limits):
@@ -321,3 +324,7 @@ def test_the_embedding_is_submitted_once_per_tab_and_settings(tmp_path, monkeypa
     assert submits == [0, 1, 1] and job.state in ("queued", "running")
     GO.set()
     assert be.wait(job.id, timeout=10).state == DONE
+    assert service.embedding(tab, be)[1] is not None and submits == [0, 1, 1]
+    (tmp_path / "jobs" / job.id / "embedding.npz").unlink()  # evicted from the store since
+    job, _ = service.embedding(tab, be)
+    assert submits == [0, 1, 1, 1] and be.wait(job.id, timeout=10).state == DONE
