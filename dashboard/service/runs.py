@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 from tmu.artifacts import clean_imported, default_root
@@ -271,7 +272,25 @@ def cancel_job(state: State, be: JobQueue | None = None) -> bool:
 
 
 def run_label(path: Path) -> str:
-    cfg = json.loads((Path(path) / "config.json").read_text())
+    """How the run pickers show a finished run (its config read once per folder: the pickers
+    label every run on every rerun)."""
+    return _run_label(str(path), _config_stamp(Path(path) / "config.json"))
+
+
+def _config_stamp(file: Path) -> tuple[int, int]:
+    try:
+        st = file.stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_ino, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _run_label(path: str, stamp: tuple[int, int]) -> str:
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):  # evicted or damaged meanwhile: still a label, never an error
+        return f"run {Path(path).name[:6]} (its config is gone)"
     return (
         f"{dataset_label(cfg['dataset'])} · {cfg['forget'][:40]} · {'+'.join(cfg['methods'])} · "
         f"{cfg['gold_seeds']} gold · seed {cfg['seed']} · {Path(path).name[:6]}"

@@ -90,3 +90,22 @@ def test_a_rerun_of_a_result_page_builds_no_figure(tiny_run, page):
     assert not at.exception
     builders = [*figures.plots._builders.values(), *figures.plots_inspect._builders.values()]
     assert sum(b.misses for b in builders) == before
+
+
+def test_a_run_label_reads_its_config_once_and_survives_its_removal(tmp_path, monkeypatch):
+    import json
+
+    from dashboard.service import runs
+
+    run = tmp_path / "abcdef123456"
+    run.mkdir()
+    cfg = {"dataset": "digits", "forget": "random:0.1", "methods": ["tmu"], "gold_seeds": 2}
+    (run / "config.json").write_text(json.dumps({**cfg, "seed": 4}))
+    reads = []
+    real = runs.json.loads
+    monkeypatch.setattr(runs.json, "loads", lambda text: reads.append(1) or real(text))
+    label = runs.run_label(run)
+    assert label == "digits · random:0.1 · tmu · 2 gold · seed 4 · abcdef"
+    assert runs.run_label(run) == label and len(reads) == 1  # the pickers' every rerun: no read
+    (run / "config.json").unlink()  # evicted by the store budget while a picker lists it
+    assert runs.run_label(run) == "run abcdef (its config is gone)"
