@@ -71,8 +71,10 @@ def own_data() -> None:
         "A zip of class folders (CLASS/IMAGE.png …)",
         type=["zip"],
         key=Key.DATA_UPLOAD,
-        help=f"At most {limits.max_files:,} images, {limits.max_classes} classes and "
-        f"{limits.max_bytes // 2**20} MB unpacked; hidden and non-image files are skipped.",
+        help=f"At most {limits.max_files:,} images, {limits.max_classes} classes, "
+        f"{limits.max_bytes // 2**20} MB unpacked, {limits.max_pixels / 1e6:.1f} megapixels an "
+        f"image and {limits.max_pool_bytes // 2**20} MB once decoded (4 bytes a pixel and "
+        "channel; images of mixed sizes become 32 x 32); hidden and non-image files are skipped.",
     )
     name = st.text_input(
         "Dataset name", key=Key.DATA_NAME, max_chars=64, placeholder="letters, digits, _ . -"

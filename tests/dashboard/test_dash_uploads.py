@@ -53,6 +53,8 @@ class Boom:
 
 def data_page(tmp_path, monkeypatch) -> AppTest:
     monkeypatch.setenv("TMU_DATA", str(tmp_path / "data"))
+    # in-process here (the fast lane); test_dash_upload_memory.py runs the child processes
+    monkeypatch.setenv("TMU_UPLOAD_ISOLATION", "0")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception and at.title[0].value == "Data"
