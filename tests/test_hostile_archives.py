@@ -289,3 +289,63 @@ def test_the_cli_refuses_a_pt_bomb_before_loading_it(tmp_path, capsys):
     code = cli.main(["run", "--dataset", "digits", "--original-weights", str(path), "-q"])
     err = capsys.readouterr().err
     assert code == 2 and "an archive bomb? refused" in err and "Traceback" not in err
+
+
+# --- grammars: member names, arbitrary bytes -----------------------------------------------------
+
+SEGMENT = st.sampled_from(["..", ".", "", "cat", "dog", "C:", "a\\..\\b", "~", ".hidden", "x y"])
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(names=st.lists(st.lists(SEGMENT, min_size=1, max_size=4).map("/".join), max_size=4))
+def test_any_member_names_import_under_the_root_or_are_refused_by_name(tmp_path_factory, names):
+    """Members named from path segments ('..', '', 'C:', backslashes...) beside two good classes:
+    the import succeeds with every file under DATA_ROOT/imported/NAME, or is a DatasetError."""
+    tmp = tmp_path_factory.mktemp("names")
+    files = {**CLASSES, **{f"{n}.png": png(7) for n in names}}
+    root = tmp / "data"
+    try:
+        done = import_dataset(zip_of(tmp / "n.zip", files), "n", root)
+    except DatasetError as err:
+        assert str(err)  # a message, never another exception
+    else:
+        inside = (root / "imported" / "n").resolve()
+        assert all(p.resolve().is_relative_to(inside) for p in done.path.rglob("*"))
+    leftovers = [p for p in tmp.rglob("*") if p.suffix == ".png"]
+    assert all(p.resolve().is_relative_to(root.resolve()) for p in leftovers)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=400), zipped=st.booleans())
+def test_any_bytes_as_a_pt_file_are_a_weights_error(tmp_path_factory, data, zipped):
+    """Arbitrary bytes, raw or as the one entry of a zip (torch's format), never load as a
+    state_dict and never raise anything but a WeightsError."""
+    path = tmp_path_factory.mktemp("pt") / "x.pt"
+    if zipped:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("archive/data.pkl", data)
+    else:
+        path.write_bytes(data)
+    with pytest.raises(WeightsError, match=r"weights file '.*x.pt'"):
+        read_state_dict(path)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.integers(0, 2000), flip=st.integers(0, 2000))
+def test_a_cut_or_bit_flipped_zip_is_a_dataset_or_a_dataset_error(tmp_path_factory, cut, flip):
+    """Any prefix of a good archive, with any one byte flipped: imported, or a DatasetError."""
+    tmp = tmp_path_factory.mktemp("cut")
+    good = zip_of(tmp / "good.zip", CLASSES).read_bytes()
+    data = bytearray(good[: max(cut, 1)] if cut < len(good) else good)
+    data[flip % len(data)] ^= 0x55
+    (tmp / "bad.zip").write_bytes(bytes(data))
+    try:
+        import_dataset(tmp / "bad.zip", "cut", tmp / "data")
+    except DatasetError as err:
+        assert str(err)
