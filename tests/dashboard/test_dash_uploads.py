@@ -215,3 +215,43 @@ def test_a_dataset_name_from_the_browser_never_becomes_a_path(tmp_path, monkeypa
     with pytest.raises(DatasetError, match="is not allowed"):
         service.import_upload(zip_bytes(PETS), name)
     assert files_under(tmp_path) in ([], ["data", "data/imported"])
+
+
+@pytest.mark.parametrize(
+    "code, stderr, message",
+    [
+        (-9, "", "the archive needs more memory than 1024 MB (TMU_IMPORT_MEMORY_MB) to decode"),
+        (1, "Traceback ...\nMemoryError", "needs more memory than 1024 MB"),
+        (2, "INFO x\nerror: zip member 'a.png' is encrypted", "zip member 'a.png' is encrypted"),
+        (1, "Traceback ...\nKeyError: 'x'", "could not be imported (the reason is in the server"),
+    ],
+)
+def test_a_failed_import_child_becomes_a_message_and_leaves_no_folder(
+    tmp_path, monkeypatch, code, stderr, message
+):
+    """What the child's exit says (killed by a signal, out of memory, its own error line, a
+    crash) becomes one DatasetError; the temporary folder a killed child left is removed."""
+    import subprocess
+
+    from dashboard.service import uploads
+    from tmu.data import DatasetError
+
+    monkeypatch.setenv("TMU_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TMU_UPLOAD_ISOLATION", "1")
+    monkeypatch.delenv("TMU_IMPORT_MEMORY_MB", raising=False)
+    seen = []
+
+    def child(args):
+        seen.append(args)
+        (tmp_path / "data" / "imported" / ".pets.k1ll3d").mkdir(parents=True)
+        return subprocess.CompletedProcess(args, code, "", stderr)
+
+    monkeypatch.setattr(uploads, "_child", child)
+    with pytest.raises(DatasetError) as err:
+        uploads.import_upload(zip_bytes(PETS), "pets")
+    assert message in str(err.value)
+    assert "--memory-mb" in seen[0] and seen[0][seen[0].index("--max-pool-bytes") + 1] == str(
+        384 * 2**20
+    )
+    left = files_under(tmp_path / "data" / "imported")
+    assert left == ([] if code != 2 else [".pets.k1ll3d"])  # a child's own error cleaned up
