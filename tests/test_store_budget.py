@@ -246,3 +246,22 @@ def test_the_run_a_tab_shows_is_pinned_for_that_tab(tmp_path):
     state[Key.RUN_PATH] = str(runs[1])  # the tab shows another run: the first is free again
     assert service.current_run(state, be) == runs[1]
     assert be.pins.paths() == {runs[1]}
+
+
+def test_a_run_evicted_while_the_runs_are_listed_is_left_out(tmp_path, monkeypatch):
+    """The pages list finished runs on every rerun while the budget may evict one: a folder
+    that vanishes between the listing and its stat is left out, never an error in the page."""
+    from pathlib import Path
+
+    from tmu.jobs import JobQueue
+
+    queue = JobQueue(tmp_path)
+    jobs = tmp_path.resolve() / "jobs"
+    (jobs / "b").mkdir(parents=True)
+    (jobs / "b" / "report.json").write_text("{}")
+    listed = [jobs / "a" / "report.json", jobs / "b" / "report.json"]  # a: evicted just now
+    real_glob = Path.glob
+    monkeypatch.setattr(
+        Path, "glob", lambda self, pattern: listed if self == jobs else real_glob(self, pattern)
+    )
+    assert queue.finished() == [jobs / "b"]

@@ -218,8 +218,13 @@ class JobBackend(ABC):
     def finished(self, kind: str = "run") -> list[Path]:
         """Complete job folders of `kind` on disk, newest first (survive restarts and sessions)."""
         marker = self.kind(kind).marker
-        found = [p.parent for p in (self.root / "jobs").glob(f"*/{marker}")]
-        return sorted(found, key=lambda p: (p / marker).stat().st_mtime, reverse=True)
+        stamped = []
+        for file in (self.root / "jobs").glob(f"*/{marker}"):
+            try:
+                stamped.append((file.stat().st_mtime, file.parent))
+            except OSError:  # evicted (store budget) or removed between the listing and now
+                continue
+        return [folder for _, folder in sorted(stamped, key=lambda s: s[0], reverse=True)]
 
 
 # ---------------------------------------------------------------- runners
