@@ -147,3 +147,39 @@ def test_the_dashboards_data_caches_read_a_replaced_dataset_afresh(tmp_path):
     assert len(service.pool(name)) == 14 and float(service.pool(name).x.min()) > 0  # white
     assert sum(len(ids) for ids in service.roles(name, 0)) == 14
     assert sum(service.data_info(name, 0).sizes.values()) == 14
+
+
+@pytest.mark.slow
+def test_a_run_of_a_replaced_dataset_refuses_to_load_its_data(tmp_path):
+    """A finished run's sample ids point at the images it unlearned: once the dataset is replaced
+    under its name, loading the run with its data is a RunFolderError saying so (not the new
+    images under the old ids); its report still loads."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from tmu.artifacts import Store
+    from tmu.runs import RunFolderError, load_run, run_to_folder
+
+    digits = load_digits()
+    folder = tmp_path / "imported" / "three"
+    for k, (image, label) in enumerate(zip(digits.images, digits.target)):
+        if label < 3:
+            path = folder / str(label) / f"{k}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((image * 16).clip(0, 255).astype(np.uint8)).save(path)
+    cfg = mine(
+        tmp_path,
+        dataset="imagefolder:three",
+        methods=["finetune"],
+        gold_seeds=1,
+        train={"epochs": 1},
+        twin={"min_size": 20, "max_epochs": 1},
+    )
+    run_to_folder(cfg, tmp_path / "run", store=Store(tmp_path / "store"))
+    assert load_run(tmp_path / "run").dataset is not None
+    victim = next(folder.glob("0/*.png"))
+    victim.unlink()  # the dataset edited: one image fewer, every later id shifted
+    with pytest.raises(RunFolderError, match=r"changed since this run"):
+        load_run(tmp_path / "run")
+    assert load_run(tmp_path / "run", load_data=False).report["config"]["dataset"] == cfg.dataset

@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 
 from .artifacts import Store, atomic_write, load_state_dict, save_state_dict, write_json
 from .config import RunConfig, from_dict, to_dict
-from .data import load_dataset
+from .data import content_fingerprint, load_dataset
 from .forget import parse_forget, relabels
 from .inspect import Inspection, RunData, inspect_data
 from .models import build_model
@@ -97,7 +97,10 @@ def write_run(
     out, cfg, pool = Path(out), result.cfg, result.data.pool
     (out / "report.json").unlink(missing_ok=True)
     arch = {"name": cfg.model, "in_channels": pool.in_channels, "num_classes": pool.num_classes}
-    write_json(out / "config.json", {**to_dict(cfg), "architecture": arch})
+    meta = {"architecture": arch}
+    if fingerprint := content_fingerprint(cfg.dataset, cfg.data_root):  # "" for a registry set
+        meta["data_fingerprint"] = fingerprint  # the images the run's sample ids point at
+    write_json(out / "config.json", {**to_dict(cfg), **meta})
     split = {k: v.tolist() for k, v in result.data.splits.as_dict().items()}
     if result.twin is not None:
         split["twin_forget"] = result.twin.forget.tolist()
@@ -214,6 +217,7 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
         ("name", "in_channels", "num_classes"),
         where=" under 'architecture'",
     )
+    fingerprint = raw.pop("data_fingerprint", None)
     try:
         config = from_dict(RunConfig, raw)
     except (ValueError, TypeError) as err:  # ConfigError is a ValueError
@@ -248,6 +252,12 @@ def load_run(path: str | Path, *, load_data: bool = True) -> LoadedRun:
         models[file.stem] = model.eval()
     dataset = None
     if load_data:
+        if fingerprint and content_fingerprint(config.dataset, config.data_root) != fingerprint:
+            raise RunFolderError(
+                f"{path}: the images of {config.dataset!r} changed since this run (the dataset "
+                "was replaced or edited): its sample ids no longer point at the images it "
+                "unlearned; run it again"
+            )
         pool = load_dataset(config.dataset, config.data_root)
         y = pool.y
         noise = config.split.label_noise
