@@ -273,10 +273,17 @@ def weights_in_use(state: State) -> str | None:
 
 
 def check_weights(state: State) -> str | None:
-    """Why this tab's uploaded weights do not fit its dataset and model (None when they do, or
-    when no weights are in use)."""
+    """Why this tab's uploaded weights do not fit its dataset and model, or are gone (None when
+    they fit, or when this tab uploaded none). Gone: removed from the store (its budget, a clean
+    up) after this tab chose them; a run must not quietly train an original model instead."""
     path = weights_in_use(state)
     if path is None:
+        if state.get(Key.WEIGHTS):
+            return (
+                f"the uploaded weights {state.get(Key.WEIGHTS_NAME, '')!r} are no longer on the "
+                "server (removed to keep its store within its budget); upload them again, or "
+                "train the original model instead"
+            )
         return None
     bad = _misfit(path, state[Key.DATASET], state[Key.MODEL])
     return bad and bad.replace(repr(path), repr(state.get(Key.WEIGHTS_NAME, "the upload")))

@@ -100,11 +100,11 @@ def own_model() -> None:
         on_click=use_weights,
         key=Key.WEIGHTS_BUTTON,
     )
-    if service.weights_in_use(state):
+    if state.get(Key.WEIGHTS):  # chosen by this tab: in use, or gone from the store since
         bad = service.check_weights(state)
         if bad:
             why = service.public_text(bad)
-            st.warning(f"Your weights `{state[Key.WEIGHTS_NAME]}` do not fit: {why}")
+            st.warning(f"Your weights `{state[Key.WEIGHTS_NAME]}` cannot be used: {why}")
         else:
             st.success(
                 f"Runs from this tab unlearn your weights `{state[Key.WEIGHTS_NAME]}` instead "

@@ -128,6 +128,9 @@ def test_uploaded_weights_become_the_original_of_this_tabs_runs(tmu_home, tmp_pa
     # weights for another class count: a message on the page and at submit, no job
     state["own.weights"] = str(service.uploads.weights_dir() / "nope.pt")
     assert service.weights_in_use(state) is None  # a file that is gone is not used
+    # ... nor quietly replaced by a trained original: evicted by the store budget, say so
+    job, error = service.submit_run(state, service.backend(tmu_home))
+    assert job is None and "'mine.pt (x)' are no longer on the server" in error
     wrong = {**state}
     service.save_weights(wrong, cnn_weights(num_classes=3), "three.pt")
     job, error = service.submit_run(wrong, service.backend(tmu_home))
