@@ -37,9 +37,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import json
 import logging
 import os
 import queue
+import re
+import shutil
 import socket
 import tarfile
 import tempfile
@@ -222,6 +225,139 @@ def unpack_folder(data: bytes, folder: Path, marker: str) -> None:
             os.replace(f, dest)
 
 
+# ---------------------------------------------------------------- a job's input files
+
+INPUTS = "ray-inputs"  # WORKER_STORE/ray-inputs/HASH (a folder) or HASH.pt: inputs sent to it
+FOLDER, FILE = "folder", "file"  # the kinds of input: an image folder, a weights file
+DIGEST = re.compile(r"[0-9a-f]{32}")
+_hashes: dict[tuple[str, str, str], str] = {}  # (kind, path, stamp) -> content_hash
+_hashes_lock = threading.Lock()
+
+
+def folder_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative path, path) of every file an image folder's loader reads, sorted: hidden files
+    and folders left out, linked folders not descended into, a linked file only where it
+    resolves inside the folder (as `tmu.data` reads a folder)."""
+    root, out = folder.resolve(), []
+    for dirpath, dirnames, filenames in os.walk(folder):  # followlinks=False
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                continue
+            out.append((path.relative_to(folder).as_posix(), path))
+    return sorted(out)
+
+
+def input_stamp(kind: str, path: Path) -> str:
+    """What `path` holds now, from stat alone (relative paths, sizes, mtimes): equal on the
+    client and a worker when the worker sees the very same files (one machine, shared storage)."""
+    from .data import IMAGEFOLDER_PREFIX, content_fingerprint
+    from .models import file_stamp
+
+    if kind == FILE:
+        return file_stamp(path)
+    if not path.is_dir():
+        return "missing"
+    return content_fingerprint(f"{IMAGEFOLDER_PREFIX}{path}")
+
+
+def content_hash(kind: str, path: Path) -> str:
+    """A hash of the bytes of a file, or of an image folder's files and their relative paths:
+    the name an input is cached under on a worker, checked again there once it arrived."""
+    h = hashlib.sha256()
+    files = [("", path)] if kind == FILE else folder_files(path)
+    for rel, f in files:
+        h.update(f"{rel}\0{f.stat().st_size}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:32]
+
+
+def cached_hash(kind: str, path: Path, stamp: str) -> str:
+    """`content_hash`, computed once per content as the stamp shows it (a client sends the same
+    dataset with many jobs)."""
+    key = (kind, str(path), stamp)
+    with _hashes_lock:
+        if key in _hashes:
+            return _hashes[key]
+    digest = content_hash(kind, path)
+    with _hashes_lock:
+        if len(_hashes) >= 256:
+            _hashes.pop(next(iter(_hashes)))
+        _hashes[key] = digest
+    return digest
+
+
+def job_inputs(config: dict) -> list[dict]:
+    """The files a job's config names by a path of the client's (an `imagefolder:` dataset, an
+    imported NAME included, and `original_weights`), each with the config field and value, the
+    absolute path on the client, its stamp and its content hash. A path missing on the client is
+    left out: the job then fails on the worker with the loader's message naming it."""
+    from .data import IMAGEFOLDER_PREFIX, imagefolder_path
+
+    found = []
+    dataset, weights = config.get("dataset") or "", config.get("original_weights")
+    if dataset.startswith(IMAGEFOLDER_PREFIX):
+        folder = imagefolder_path(dataset, config.get("data_root"))
+        found.append(("dataset", dataset, FOLDER, folder))
+    if weights:
+        found.append(("original_weights", weights, FILE, Path(weights).expanduser()))
+    inputs = []
+    for field_name, value, kind, path in found:
+        path = path.absolute()
+        if not (path.is_dir() if kind == FOLDER else path.is_file()):
+            continue
+        stamp = input_stamp(kind, path)
+        inputs.append(
+            {
+                "field": field_name,
+                "value": value,
+                "kind": kind,
+                "path": str(path),
+                "stamp": stamp,
+                "hash": cached_hash(kind, path, stamp),
+            }
+        )
+    return inputs
+
+
+def pack_input(kind: str, path: Path) -> bytes:
+    """An input's bytes as they travel: a file as is, an image folder as a gzipped tar of the
+    files its loader reads (linked files inside it as their content)."""
+    if kind == FILE:
+        return path.read_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1, dereference=True) as tar:
+        for rel, f in folder_files(path):
+            tar.add(f, arcname=rel, recursive=False)
+    return buf.getvalue()
+
+
+def restore_names(folder: Path, names: list[tuple[str, str]]) -> None:
+    """Rewrite the worker's names of shipped inputs (`imagefolder:/WORKER/ray-inputs/HASH`, the
+    path itself) as the client knows them in every JSON file of a finished job folder (config,
+    report), each by a temp file and a rename, so that the run names the client's dataset."""
+    pairs = [(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in names]
+    for f in sorted(folder.rglob("*.json")):
+        text = f.read_text()
+        new = rename_text(text, pairs)
+        if new != text:
+            tmp = f.with_name(f".{f.name}.{uuid.uuid4().hex}.tmp")
+            tmp.write_text(new)
+            os.replace(tmp, f)
+
+
+def rename_text(text: str, names: list[tuple[str, str]]) -> str:
+    """`text` with each worker name replaced by the client's, the longest first."""
+    for local, client in sorted(names, key=lambda p: -len(p[0])):
+        text = text.replace(local, client)
+    return text
+
+
 # ---------------------------------------------------------------- the worker (a Ray actor)
 
 
@@ -280,30 +416,125 @@ class Worker:
         }
 
     def start(
-        self, job_id: str, task_path: str, config: dict, client_root: str, client_store: str
-    ) -> bool:
-        """Start the job on a thread; returns whether the client's store is shared (then the job
-        folder is written in place, under the client's root)."""
-        shared = (Path(client_root) / STORE_ID).is_file() and store_id(client_root) == client_store
-        root = Path(client_root) if shared else self.root
-        out = root / "jobs" / job_id
-        job = {
-            "state": RUNNING,
-            "events": [],
-            "error": None,
-            "cancel": threading.Event(),
-            "out": out,
-            "shared": shared,
-        }
+        self,
+        handle: str,
+        task_path: str,
+        config: dict,
+        client_root: str,
+        client_store: str,
+        out_dir: str,
+        inputs: list[dict] = (),
+    ) -> dict:
+        """Start job `handle` (CLIENT/JOB: many clients share this worker, and two clients'
+        identical jobs have the same job id) on a thread, unless a job runs here already: one
+        job at a time, on this worker's GPU.
+
+        Returns {"started": True, "shared": ...}: shared when the worker sees the client's
+        store (then it writes the job folder `out_dir` in place); {"busy": True} when another
+        job runs (the client tries another worker); {"need": [hash, ...]} when the config names
+        files it cannot see and has not been sent (`job_inputs`; the client sends them with
+        `receive` and starts again)."""
         with self.lock:
-            self.jobs[job_id] = job
+            if any(j["state"] == RUNNING for j in self.jobs.values()):
+                return {"busy": True}
+            config, names, need = self._localise(config, inputs)
+            if need:
+                return {"need": need}
+            shared = (
+                not names
+                and (Path(client_root) / STORE_ID).is_file()
+                and store_id(client_root) == client_store
+            )
+            root = Path(client_root) if shared else self.root
+            out = Path(out_dir) if shared else self.root / "ray-jobs" / handle_folder(handle)
+            if not shared:
+                shutil.rmtree(out, ignore_errors=True)  # a folder left by a client that died
+            job = {
+                "state": RUNNING,
+                "events": [],
+                "error": None,
+                "cancel": threading.Event(),
+                "out": out,
+                "shared": shared,
+                "names": names,
+            }
+            self.jobs[handle] = job
         threading.Thread(
             target=self._run,
             args=(job, task_path, config, root),
-            name=f"tmu-job-{job_id}",
+            name=f"tmu-job-{handle}",
             daemon=True,
         ).start()
-        return shared
+        return {"started": True, "shared": shared}
+
+    def _localise(self, config: dict, inputs: list[dict]) -> tuple[dict, list, list[str]]:
+        """(config with the worker's copies of the inputs it cannot see where the client does,
+        the (worker's name, client's name) pairs to restore, the hashes still to be sent)."""
+        from .data import IMAGEFOLDER_PREFIX
+
+        config, names, need = dict(config), [], []
+        for item in inputs:
+            if self._sees(item, config):
+                continue
+            local = self._input_path(item["hash"], item["kind"])
+            if not local.exists():
+                need.append(item["hash"])
+                continue
+            os.utime(local)  # its last use, for whoever prunes the worker's store
+            value = f"{IMAGEFOLDER_PREFIX}{local}" if item["kind"] == FOLDER else str(local)
+            config[item["field"]] = value
+            names += [(value, item["value"]), (str(local), item["path"])]
+        return config, names, need
+
+    def _sees(self, item: dict, config: dict) -> bool:
+        """Whether the config's own value names, here, the very files the client means (same
+        path, same sizes and mtimes): one machine, or the files on storage both share."""
+        from .data import imagefolder_path
+
+        value = item["value"]
+        if item["kind"] == FOLDER:
+            here = imagefolder_path(value, config.get("data_root"))
+        else:
+            here = Path(value).expanduser()
+        path = Path(item["path"])
+        return here.absolute() == path and input_stamp(item["kind"], path) == item["stamp"]
+
+    def _input_path(self, digest: str, kind: str) -> Path:
+        if not DIGEST.fullmatch(digest) or kind not in (FOLDER, FILE):
+            raise ValueError(f"not an input: {digest!r} ({kind!r})")
+        return self.root / INPUTS / (digest if kind == FOLDER else f"{digest}.pt")
+
+    def receive(self, digest: str, kind: str, data: bytes) -> str | None:
+        """Keep an input a client sent (`pack_input`) under its content hash, checked here, in
+        this worker's store, for every later job that names it; None, or why it was refused."""
+        dest = self._input_path(digest, kind)
+        if dest.exists():
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{digest}."))
+        try:
+            got = tmp / "input"
+            if kind == FILE:
+                got.write_bytes(data)
+            else:
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                    tar.extractall(got, filter="data")
+            if content_hash(kind, got) != digest:
+                return (
+                    f"the {'image folder' if kind == FOLDER else 'weights file'} sent to the "
+                    f"Ray worker on {socket.gethostname()} changed on the way (its files changed "
+                    "while they were sent?); run the job again"
+                )
+            try:
+                os.rename(got, dest)
+            except OSError:
+                if not dest.exists():  # not another client's identical copy, just in
+                    raise
+        except (tarfile.TarError, EOFError, OSError) as err:
+            return f"the Ray worker on {socket.gethostname()} could not keep an input: {err}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return None
 
     def _run(self, job: dict, task_path: str, config: dict, root: Path) -> None:
         from .artifacts import Store
@@ -325,38 +556,64 @@ class Worker:
             task = getattr(importlib.import_module(module), name)
             job["out"].mkdir(parents=True, exist_ok=True)
             task(from_dict(RunConfig, config), Store(root), job["out"], progress)
+            restore_names(job["out"], job["names"])
             state, error = DONE, None
         except JobCancelled:
             state, error = CANCELLED, None
         except Exception as err:  # reported to the client; the worker lives on
             logger.warning("job failed: %s", traceback.format_exc())
-            state, error = FAILED, error_text(err)
+            state, error = FAILED, rename_text(error_text(err), job["names"])
         with self.lock:
             job["state"], job["error"] = state, error
             self.done += 1
+            gone = job.get("released", False)
+        if gone:
+            self._forget(job)
 
-    def poll(self, job_id: str) -> dict:
+    def poll(self, handle: str) -> dict:
         """The job's state and the progress events since the last poll."""
         with self.lock:
-            job = self.jobs.get(job_id)
+            job = self.jobs.get(handle)
             if job is None:
                 return {"state": FAILED, "events": [], "error": "the worker does not know the job"}
             events, job["events"] = job["events"], []
             return {"state": job["state"], "events": events, "error": job["error"]}
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, handle: str) -> None:
         with self.lock:
-            if job_id in self.jobs:
-                self.jobs[job_id]["cancel"].set()
+            if handle in self.jobs:
+                self.jobs[handle]["cancel"].set()
 
-    def fetch(self, job_id: str) -> bytes:
+    def fetch(self, handle: str) -> bytes:
         """The finished job folder, packed (only for a client that does not share the store)."""
-        return pack_folder(self.jobs[job_id]["out"])
+        return pack_folder(self.jobs[handle]["out"])
 
-    def release(self, job_id: str) -> None:
-        """Forget the job (its folder stays in the worker's store, a cache of finished jobs)."""
+    def release(self, handle: str) -> None:
+        """Forget the job; a folder written for a client that does not share the store was only
+        the way back, and goes (the models it trained stay cached in the worker's store)."""
         with self.lock:
-            self.jobs.pop(job_id, None)
+            job = self.jobs.get(handle)
+            if job is None:
+                return
+            if job["state"] == RUNNING:  # its client gave up on it: stop it, then forget it
+                job["cancel"].set()
+                job["released"] = True
+                return
+            del self.jobs[handle]
+        self._forget(job)
+
+    def _forget(self, job: dict) -> None:
+        with self.lock:
+            for handle, other in list(self.jobs.items()):
+                if other is job:
+                    del self.jobs[handle]
+        if not job["shared"]:
+            shutil.rmtree(job["out"], ignore_errors=True)
+
+
+def handle_folder(handle: str) -> str:
+    """A job handle (CLIENT/JOB) as one folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", handle)
 
 
 # ---------------------------------------------------------------- the runner (client side)
@@ -379,6 +636,9 @@ class RayRunner(Runner):
 
         connect(address)
         self.address, self.poll_every, self.version = address, poll, code_version()
+        # Other clients (dashboards, sweeps) share the named workers: a job is known to a worker
+        # by this client's id and its job id, never by the job id alone.
+        self.client = uuid.uuid4().hex[:12]
         cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
         self.gpus = gpus_per_worker if gpus_per_worker is not None else (1 if cluster_gpus else 0)
         self.parallelism = workers or max(cluster_gpus // max(int(self.gpus), 1), 1)
@@ -446,45 +706,106 @@ class RayRunner(Runner):
     def run(self, kind: JobKind, job: JobStatus, store, report, cancelled):
         if "<locals>" in kind.task_path:
             return FAILED, f"job kind {kind.name!r}: its task must be a module-level function"
-        actor = self._free.get()
+        handle = f"{self.client}/{job.id}"
         try:
-            return self._run_on(actor, kind, job, store, report, cancelled)
+            claimed = self._claim(handle, kind, job, store, job_inputs(job.config), cancelled)
+        except RayBackendError as err:
+            return FAILED, str(err)
         except Exception as err:  # the actor died or Ray failed: this job fails, the next retries
+            logger.warning("Ray job %s failed to start: %s", job.id, traceback.format_exc())
+            return FAILED, f"Ray worker error: {type(err).__name__}: {err}"
+        if claimed is None:
+            return CANCELLED, None
+        actor, shared = claimed
+        try:
+            return self._follow(actor, handle, kind, job, shared, report, cancelled)
+        except Exception as err:
             logger.warning("Ray job %s failed: %s", job.id, traceback.format_exc())
             return FAILED, f"Ray worker error: {type(err).__name__}: {err}"
         finally:
             self._free.put(actor)
 
-    def _run_on(self, actor, kind, job, store, report, cancelled):
+    def _claim(self, handle, kind, job, store, inputs, cancelled):
+        """(a worker that started the job, whether it writes in place), or None once the job is
+        cancelled before any worker took it. A worker busy with another client's job refuses:
+        the next one is asked, and after a round of refusals the job waits a little."""
+        refused = 0
+        while not cancelled.is_set():
+            try:
+                actor = self._free.get(timeout=self.poll_every)
+            except queue.Empty:
+                continue
+            try:
+                answer = self._start(actor, handle, kind, job, store, inputs)
+            except BaseException:
+                self._free.put(actor)
+                raise
+            if answer.get("started"):
+                return actor, answer["shared"]
+            self._free.put(actor)
+            refused += 1
+            if refused % len(self.actors) == 0:
+                time.sleep(max(self.poll_every * 5, 0.25))
+        return None
+
+    def _start(self, actor, handle, kind, job, store, inputs) -> dict:
+        """The worker's answer to starting the job, after sending it the inputs it lacks."""
         import ray
 
-        shared = ray.get(
-            actor.start.remote(
-                job.id, kind.task_path, job.config, str(store.root), store_id(store.root)
-            ),
-            timeout=600,  # a fresh worker imports torch and initialises CUDA first
-        )
+        args = (handle, kind.task_path, job.config, str(store.root), store_id(store.root))
+        args += (str(job.out_dir), inputs)
+        # a fresh worker imports torch and initialises CUDA first
+        answer = ray.get(actor.start.remote(*args), timeout=600)
+        if answer.get("need"):
+            self._send(actor, answer["need"], inputs)
+            answer = ray.get(actor.start.remote(*args), timeout=600)
+        if answer.get("need"):
+            raise RayBackendError("the Ray worker lost the inputs it was just sent; run it again")
+        return answer
+
+    def _send(self, actor, need: list[str], inputs: list[dict]) -> None:
+        """Send the worker the inputs it asked for, each through Ray's object store once."""
+        import ray
+
+        for item in inputs:
+            if item["hash"] in need:
+                path = Path(item["path"])
+                if input_stamp(item["kind"], path) != item["stamp"]:
+                    raise RayBackendError(
+                        f"{item['field']} {item['value']!r} changed since the job was submitted; "
+                        "run it again"
+                    )
+                ref = ray.put(pack_input(item["kind"], path))
+                sent = actor.receive.remote(item["hash"], item["kind"], ref)
+                problem = ray.get(sent, timeout=600)
+                if problem:
+                    raise RayBackendError(f"{item['field']} {item['value']!r}: {problem}")
+
+    def _follow(self, actor, handle, kind, job, shared, report, cancelled):
+        """Forward the running job's progress and cancel; bring its folder back when done."""
+        import ray
+
         asked_cancel = False
-        while True:
-            if cancelled.is_set() and not asked_cancel:
-                ray.get(actor.cancel.remote(job.id), timeout=30)
-                asked_cancel = True
-            st = ray.get(actor.poll.remote(job.id), timeout=60)
-            for stage, frac in st["events"]:
-                try:
-                    report(stage, frac)
-                except JobCancelled:
-                    pass  # asked above on the next turn
-            if st["state"] != RUNNING:
-                break
-            time.sleep(self.poll_every)
         try:
+            while True:
+                if cancelled.is_set() and not asked_cancel:
+                    ray.get(actor.cancel.remote(handle), timeout=30)
+                    asked_cancel = True
+                st = ray.get(actor.poll.remote(handle), timeout=60)
+                for stage, frac in st["events"]:
+                    try:
+                        report(stage, frac)
+                    except JobCancelled:
+                        pass  # asked above on the next turn
+                if st["state"] != RUNNING:
+                    break
+                time.sleep(self.poll_every)
             if st["state"] == DONE and not shared:
                 unpack_folder(
-                    ray.get(actor.fetch.remote(job.id), timeout=600), Path(job.out_dir), kind.marker
+                    ray.get(actor.fetch.remote(handle), timeout=600), Path(job.out_dir), kind.marker
                 )
         finally:
-            actor.release.remote(job.id)
+            actor.release.remote(handle)
         return st["state"], st["error"]
 
 
