@@ -30,9 +30,9 @@ page = st.navigation(
 )
 if telemetry.enabled():
     telemetry.install()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.thread_time()
 try:
     page.run()
 finally:  # st.stop and st.rerun end a script by raising: they are timed too
     if telemetry.enabled():
-        telemetry.render(page.title, time.perf_counter() - start)
+        telemetry.render(page.title, time.perf_counter() - start, time.thread_time() - cpu)

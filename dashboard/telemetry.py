@@ -1,8 +1,8 @@
 """Diagnostics for load tests (`TMU_RENDER_LOG=1`, read by scripts/load_visitors.py): one log line
-per full script run (`render PAGE SECONDS session=ID`), per websocket session connected or
-disconnected (`ws connect ID` / `ws disconnect ID`, a reconnect names the session it resumes) and
-per job a tab submits (`submit KIND JOB visitor=V`, logged by the service). Off by default: the
-lines go to the server's log (stderr) through the `dashboard.events` logger."""
+per full script run (`render PAGE SECONDS session=ID cpu=SECONDS`), per websocket session
+connected or disconnected (`ws connect ID` / `ws disconnect ID`, a reconnect names the session it
+resumes) and per job a tab submits (`submit KIND JOB visitor=V`, logged by the service). Off by
+default: the lines go to the server's log (stderr) through the `dashboard.events` logger."""
 
 from __future__ import annotations
 
@@ -45,9 +45,12 @@ def install() -> None:
     log._tmu_installed = True
 
 
-def render(page: str, seconds: float) -> None:
-    """Log one full script run of `page` in this session."""
+def render(page: str, seconds: float, cpu: float) -> None:
+    """Log one full script run of `page` in this session: its wall time and the CPU time of its
+    thread (what the server itself spent; the rest was waiting for a core, e.g. behind browsers
+    on the same machine)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
-    log.info("render %s %.4f session=%s", page, seconds, ctx.session_id if ctx else "-")
+    session = ctx.session_id if ctx else "-"
+    log.info("render %s %.4f session=%s cpu=%.4f", page, seconds, session, cpu)

@@ -18,7 +18,9 @@ its own run. Measured:
   tree, sampled every 0.2 s; the browsers are not counted).
 
 `server_script_s` adds the server's own time per full script run (logged with TMU_RENDER_LOG=1),
-which is what the server controls whatever the visitors' machines.
+which is what the server controls whatever the visitors' machines, and `server_script_cpu_s` the
+CPU time of those script threads (the wall time less the waits for a core that browsers on the
+same machine take).
 
 Targets (issue 10): every visitor gets its result, identical jobs run once, no visitor sees an
 error, server + workers < 4 GB, p95 render < 2 s. Exit status 0 when all are met, 1 otherwise.
@@ -212,8 +214,14 @@ def server_renders(log: Path, skip: int) -> list[tuple[str, float]]:
     """(page, seconds) of every full script run the server logged (TMU_RENDER_LOG=1) after the
     first `skip` bytes of its log."""
     text = log.read_bytes()[skip:].decode(errors="replace")
-    found = re.findall(r"render (.+?) (\d+\.\d+)(?: session=\S+)?$", text, flags=re.M)
+    found = re.findall(r"render (.+?) (\d+\.\d+)(?: session=\S+)?(?: cpu=\S+)?$", text, flags=re.M)
     return [(page, float(t)) for page, t in found]
+
+
+def server_cpu(log: Path, skip: int) -> list[float]:
+    """The CPU seconds of each logged script run's thread (its wall time less the waits)."""
+    text = log.read_bytes()[skip:].decode(errors="replace")
+    return [float(t) for t in re.findall(r" render .+ cpu=(\d+\.\d+)$", text, flags=re.M)]
 
 
 def server_events(log: Path, skip: int) -> dict:
@@ -361,6 +369,7 @@ def main() -> int:
         "visitors_with_errors": sum(bool(v.errors) for v in visitors),
         "peak_server_and_workers_mb": round(sampler.peak),
         "server_events": server_events(home / "streamlit.log", warm),
+        "server_script_cpu_s": summary(server_cpu(home / "streamlit.log", warm)),
         "cpu_hogs": args.cpu_hog,
         "browser_nice": args.browser_nice,
         "render_s": {"all": summary(renders), **{s: summary(t) for s, t in by_step.items()}},
