@@ -155,7 +155,7 @@ def test_describe_shows_the_cluster_and_its_worker(runner):
     assert desc["backend"] == "ray" and desc["gpus"] == 1.0 and desc["nodes"] == 1
     assert desc["parallel_jobs"] == 1 and len(desc["workers"]) == 1
     worker = desc["workers"][0]
-    assert worker["version"] == ray_backend.code_version() and worker["pid"] != os.getpid()
+    assert worker["version"] == runner.version and worker["pid"] != os.getpid()
 
 
 @slow
@@ -315,9 +315,8 @@ def test_two_clients_share_the_workers_never_a_job_or_a_gpu(runner, cluster, tmp
     """Two clients (two dashboards, or a dashboard and a sweep) on one cluster: each has its own
     free list of the same named worker. An identical job from both (the same job id) runs twice,
     one after the other on the one worker, and both end done with the same results."""
-    # the second client, of the same code (one of another version would retire idle workers)
-    monkeypatch.setattr(ray_backend, "code_version", lambda: runner.version)
-    other = ray_backend.RayRunner(cluster[0], poll=0.05)
+    other = ray_backend.RayRunner(cluster[0], poll=0.05)  # the second client
+    assert other.client != runner.client and other.version == runner.version
     cfg = from_dict(RunConfig, {**TINY, "seed": 8, "train": {"epochs": 40, "batch_size": 32}})
     qa = JobQueue(tmp_path / "a", runner=runner)
     qb = JobQueue(tmp_path / "b", runner=other)
@@ -335,6 +334,17 @@ def test_two_clients_share_the_workers_never_a_job_or_a_gpu(runner, cluster, tmp
     assert (a.state, b.state) == (DONE, DONE), (a.error, b.error)
     reports = [json.loads((Path(j.out_dir) / "report.json").read_text()) for j in (a, b)]
     assert metrics(reports[0]) == metrics(reports[1])
+
+
+@slow
+def test_a_worker_killed_meanwhile_is_replaced_for_the_next_job(runner, tmp_path):
+    """A client of another code version retires idle workers (`tmu cluster --stop-workers`
+    kills them all): this client's next job gets a new worker instead of failing."""
+    ray.kill(runner.actors[0])
+    q = JobQueue(tmp_path / "client", runner=runner)
+    job = q.wait(q.submit(from_dict(RunConfig, {**TINY, "seed": 10})), timeout=300)
+    assert job.state == DONE, job.error
+    assert ray.get(runner.actors[0].info.remote(), timeout=30)["jobs_done"] == 1
 
 
 def write_shapes(folder: Path, per_class: int = 100) -> None:
@@ -412,6 +422,7 @@ def gated_task(cfg, store, out, progress) -> None:
 
 
 def finish(worker: ray_backend.Worker, handle: str) -> dict:
+    """The job's last poll, once it stopped running (each poll drains the progress events)."""
     deadline = time.monotonic() + 30
     while (st := worker.poll(handle))["state"] == RUNNING:
         assert time.monotonic() < deadline
@@ -434,7 +445,8 @@ def test_a_worker_keys_jobs_by_client_and_runs_one_at_a_time(tmp_path):
     worker.release("B/job1")
     assert worker.info()["busy"]
     GATE.set()
-    assert finish(worker, "A/job1") == {"state": DONE, "events": [("wait", 0.0)], "error": None}
+    done = finish(worker, "A/job1")
+    assert (done["state"], done["error"]) == (DONE, None)
     assert worker.poll("B/job1")["error"] == "the worker does not know the job"
     assert worker.start("B/job1", *args, out)["started"]  # free again once A's job ended
     assert finish(worker, "B/job1")["state"] == DONE

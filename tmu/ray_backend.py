@@ -16,6 +16,15 @@ How a job travels:
 * The code travels with the job (Ray's `py_modules`: the client's `tmu` package, every job
   kind's task included), so a cluster needs only the requirements installed, not this
   repository; workers of another code version are replaced when idle.
+* Many clients (dashboards, sweeps) share the workers, each with its own list of free ones: a
+  worker knows a job by the client's id and the job's (`CLIENT/JOB`; two clients' identical jobs
+  have the same job id), and runs one at a time: a worker busy with any client's job refuses a
+  second start, and the client asks its next worker or waits.
+* Files the config names by a path of the client's (an `imagefolder:` dataset, an imported one
+  included, and `original_weights`) are read in place when the worker sees the very same files
+  (same path, sizes and mtimes: one machine, or shared storage); otherwise their bytes travel
+  through Ray once per content hash and stay in the worker's store (`ray-inputs/`), the job runs
+  on that copy, and its folder (config, report) names them as the client does.
 * The worker runs the job kind's task (`module:function`, as the process runner does) on a thread
   and keeps its progress; the client polls it every 0.2 s and forwards every stage change. Cancel
   sets a flag that the task's progress callback raises on, between two batches: the job stops
@@ -142,13 +151,14 @@ def code_version() -> str:
 
 
 _connected: str | None = None
+_shipped: str | None = None  # code_version() of the code this process sent with ray.init
 _connect_lock = threading.Lock()
 
 
 def connect(address: str) -> None:
     """Connect this process to the Ray cluster at `address` (once; a second address is an
     error). Never starts a cluster."""
-    global _connected
+    global _connected, _shipped
     with _connect_lock:
         if _connected == address:
             return
@@ -166,6 +176,7 @@ def connect(address: str) -> None:
         check_reachable(address)
         if not address.startswith(CLIENT_SCHEME):  # the client server checks its own way
             check_token(address)
+        version = code_version()  # of the files Ray packs now, whatever changes later
         try:
             ray.init(
                 address=address,
@@ -178,7 +189,7 @@ def connect(address: str) -> None:
             raise RayBackendError(
                 f"cannot connect to the Ray cluster at {address}: {err}"
             ) from None
-        _connected = address
+        _connected, _shipped = address, version
 
 
 # ---------------------------------------------------------------- stores and job folders
@@ -404,12 +415,14 @@ class Worker:
         ]
         with self.lock:
             busy = any(j["state"] == RUNNING for j in self.jobs.values())
+            held = len(self.jobs)  # running, or finished and not yet fetched by its client
         return {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "store": str(self.root),
             "gpus": gpus,
             "busy": busy,
+            "jobs_held": held,
             "jobs_done": self.done,
             "version": self.version_,
             "torch_threads": torch.get_num_threads(),
@@ -611,6 +624,13 @@ class Worker:
             shutil.rmtree(job["out"], ignore_errors=True)
 
 
+def actor_gone(err: BaseException) -> bool:
+    """Whether `err` says the worker is dead for good (killed: Ray restarts a crashed one)."""
+    from ray.exceptions import RayActorError
+
+    return isinstance(err, RayActorError) or "Can't find actor" in str(err)
+
+
 def handle_folder(handle: str) -> str:
     """A job handle (CLIENT/JOB) as one folder name."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", handle)
@@ -635,7 +655,9 @@ class RayRunner(Runner):
         import ray
 
         connect(address)
-        self.address, self.poll_every, self.version = address, poll, code_version()
+        # the version of the code this process shipped at connect: a second runner of this
+        # process names its workers alike, even if the files changed since (Ray ships them once)
+        self.address, self.poll_every, self.version = address, poll, _shipped or code_version()
         # Other clients (dashboards, sweeps) share the named workers: a job is known to a worker
         # by this client's id and its job id, never by the job id alone.
         self.client = uuid.uuid4().hex[:12]
@@ -665,7 +687,8 @@ class RayRunner(Runner):
         return cls.remote(self.version)
 
     def _retire_stale(self) -> None:
-        """Kill idle workers of another code version (they hold GPUs our workers need)."""
+        """Kill idle workers of another code version (they hold GPUs our workers need); a
+        worker that runs a job, or holds a finished one its client has not fetched, stays."""
         import ray
         from ray.util import list_named_actors
 
@@ -676,7 +699,8 @@ class RayRunner(Runner):
                 continue
             try:
                 actor = ray.get_actor(name, namespace=NAMESPACE)
-                if not ray.get(actor.info.remote(), timeout=5)["busy"]:
+                info = ray.get(actor.info.remote(), timeout=5)
+                if not info["busy"] and not info.get("jobs_held"):
                     ray.kill(actor)
                     logger.info("retired idle worker %s of another version", name)
             except Exception as err:  # a dying or busy worker: leave it
@@ -729,7 +753,7 @@ class RayRunner(Runner):
         """(a worker that started the job, whether it writes in place), or None once the job is
         cancelled before any worker took it. A worker busy with another client's job refuses:
         the next one is asked, and after a round of refusals the job waits a little."""
-        refused = 0
+        refused, revived = 0, 0
         while not cancelled.is_set():
             try:
                 actor = self._free.get(timeout=self.poll_every)
@@ -737,7 +761,13 @@ class RayRunner(Runner):
                 continue
             try:
                 answer = self._start(actor, handle, kind, job, store, inputs)
-            except BaseException:
+            except Exception as err:
+                if actor_gone(err) and revived < len(self.actors):
+                    self._free.put(self._revive(actor))
+                    revived += 1
+                    continue
+                if not actor_gone(err):
+                    actor.release.remote(handle)  # stops the job if it started after all
                 self._free.put(actor)
                 raise
             if answer.get("started"):
@@ -747,6 +777,16 @@ class RayRunner(Runner):
             if refused % len(self.actors) == 0:
                 time.sleep(max(self.poll_every * 5, 0.25))
         return None
+
+    def _revive(self, dead):
+        """A worker in place of one that was killed (a client of another code version retired
+        it while idle, `tmu cluster --stop-workers`): idle workers of other versions retire
+        first, to free the GPU it needs."""
+        index = self.actors.index(dead)
+        logger.info("worker %d of %s is gone; starting a new one", index, self.address)
+        self._retire_stale()
+        self.actors[index] = self._actor(index)
+        return self.actors[index]
 
     def _start(self, actor, handle, kind, job, store, inputs) -> dict:
         """The worker's answer to starting the job, after sending it the inputs it lacks."""
