@@ -52,6 +52,17 @@ from bench_dashboard import TreeRssSampler  # noqa: E402
 from dash_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_app  # noqa: E402
 
 ERRORS = "[data-testid='stException'], [data-testid='stAlertContentError']"
+AWAKE = [
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+]
+"""Every tab stays awake. Without these, Chromium throttles the animation frames of tabs in the
+background, and Playwright's actionability checks (is the element there, visible, stable?) run
+on animation frames: a visitor's click then waited 300 s for its element to be *found* while the
+element was on the page (its trace: "waiting for get_by_text(...)", never "resolved", the element
+in the final snapshot) and nothing reached the server. A student's own browser shows its tab in
+the foreground."""
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 
@@ -273,7 +284,7 @@ async def load(args, url: str, log: Path) -> tuple[list[Visitor], int]:
 
     visitors = [Visitor(i, i % args.groups) for i in range(args.visitors)]
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + AWAKE)
         try:
             await warm_up(browser, url)
             warm = log.stat().st_size
