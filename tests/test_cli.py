@@ -256,7 +256,8 @@ BAD = [
     ),
     (
         ["--set", "predictor.rule=x"],
-        "predictor.rule='x': Input should be 'rate', 'threshold', 'gain' or 'twin'",
+        r"unknown decision rule\(s\) \['x'\] in predictor.rule; valid: \['gain', 'rate', "
+        r"'threshold', 'twin'\]",
     ),
     (
         ["--set", "predictor.kind=x"],
@@ -276,7 +277,8 @@ BAD = [
     (["--set", "split.label_noise=1.5"], "split.label_noise=1.5: Input should be less than 1"),
     (
         ["--set", 'predictor.compare_rules=["twin"]'],
-        "predictor.compare_rules.0='twin': Input should be 'rate', 'threshold' or 'gain'",
+        r"unknown decision rule\(s\) \['twin'\] in compare_rules; valid: \['gain', 'rate', "
+        r"'threshold'\]",
     ),
 ]
 NEEDS_DATA = [(["--forget", "class:42"], "unknown class 42")]
