@@ -327,10 +327,13 @@ def test_two_clients_share_the_workers_never_a_job_or_a_gpu(runner, cluster, tmp
         assert time.monotonic() < deadline, "the first job never reported progress"
         time.sleep(0.02)
     jb = qb.submit(cfg)
-    while qa.status(ja).active:  # the one worker is busy: the second client's job waits
+    # The one worker is busy: the second client's job waits. Checked while the first is well
+    # short of its end: after the worker finishes it, the first client's status lags one poll
+    # and a fetch behind, and the second job may rightly start in that gap.
+    while (first := qa.status(ja)).active and first.fraction < 0.8:
         assert qb.status(jb).stage is None, "two jobs ran on one worker (one GPU) at once"
         time.sleep(0.02)
-    a, b = qa.status(ja), qb.wait(jb, timeout=300)
+    a, b = qa.wait(ja, timeout=300), qb.wait(jb, timeout=300)
     assert (a.state, b.state) == (DONE, DONE), (a.error, b.error)
     reports = [json.loads((Path(j.out_dir) / "report.json").read_text()) for j in (a, b)]
     assert metrics(reports[0]) == metrics(reports[1])

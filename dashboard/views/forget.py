@@ -22,6 +22,13 @@ name = lambda c: f"{c}: {info.classes[c]}" if info.classes[c] != str(c) else str
 random_mode, classes_mode, subclass_mode, _, mislabeled_mode = service.FORGET_MODES
 
 
+def cancel_button(where, job, label: str, kind: str, key: str) -> None:
+    """A keyed Cancel button (in `where`: the page or a column) for this tab's side job of `kind`,
+    shown while this tab owns `job`."""
+    if owns(state, job):
+        where.button(label, on_click=cancel_side_job, args=(state, kind), key=key)
+
+
 def embedding_tab() -> None:
     job, emb = service.embedding(state)
     if emb is None:
@@ -45,13 +52,7 @@ def embedding_tab() -> None:
             if e is not None or j.state in ("failed", "cancelled"):
                 st.rerun()
 
-        if owns(state, job):
-            st.button(
-                "Cancel the embedding",
-                on_click=cancel_side_job,
-                args=(state, EMBEDDING.name),
-                key=Key.CANCEL_EMBEDDING_BUTTON,
-            )
+        cancel_button(st, job, "Cancel the embedding", EMBEDDING.name, Key.CANCEL_EMBEDDING_BUTTON)
         wait_for_embedding()
         return
 
@@ -99,13 +100,9 @@ def embedding_tab() -> None:
                 if h is not None or not j.active:
                     st.rerun()
 
-            if owns(state, hard_job):
-                st.button(
-                    "Cancel painting p(hard)",
-                    on_click=cancel_side_job,
-                    args=(state, HARDNESS.name),
-                    key=Key.CANCEL_HARDNESS_BUTTON,
-                )
+            cancel_button(
+                st, hard_job, "Cancel painting p(hard)", HARDNESS.name, Key.CANCEL_HARDNESS_BUTTON
+            )
             wait_for_hardness()
         elif hard_job is not None and hard_job.state in ("failed", "cancelled"):
             st.warning(f"Painting p(hard) {hard_job.state}: {service.public_text(hard_job.error)}")
@@ -209,13 +206,7 @@ def estimate_section() -> None:
 
         with c2:
             wait_for_estimate()
-        if owns(state, job):
-            c1.button(
-                "Cancel the estimate",
-                on_click=cancel_side_job,
-                args=(state, ESTIMATE.name),
-                key=Key.CANCEL_ESTIMATE_BUTTON,
-            )
+        cancel_button(c1, job, "Cancel the estimate", ESTIMATE.name, Key.CANCEL_ESTIMATE_BUTTON)
 
 
 def pick_scenario() -> None:
