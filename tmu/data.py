@@ -61,8 +61,29 @@ class _UnreadableImage(DatasetError):
     """One file of an image folder that does not decode: skipped (with a warning), not fatal."""
 
 
+class PoolShape:
+    """What a pool's images and labels say of it: classes, channels, samples (for any class with
+    `x` (N, C, H, W) and `classes`, whatever x's dtype)."""
+
+    x: torch.Tensor
+    classes: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes K."""
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        """Image channels C (1 = grayscale, 3 = RGB)."""
+        return int(self.x.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
 @dataclass(frozen=True, eq=False)
-class Pool:
+class Pool(PoolShape):
     """One labelled pool of images; sample ids are positions in it."""
 
     name: str
@@ -82,19 +103,6 @@ class Pool:
                 f"{self.name}: y must be ({len(self.x)},) int64, got {tuple(self.y.shape)} "
                 f"{self.y.dtype}"
             )
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes K."""
-        return len(self.classes)
-
-    @property
-    def in_channels(self) -> int:
-        """Image channels C (1 = grayscale, 3 = RGB)."""
-        return int(self.x.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
 
 
 def default_data_root() -> Path:

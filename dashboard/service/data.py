@@ -18,6 +18,7 @@ from tmu.data import (
     FINGERPRINT_SECONDS,
     IMAGEFOLDER_PREFIX,
     IMPORTED,
+    PoolShape,
     check_dataset_name,
     content_fingerprint,
     dataset_names,
@@ -39,7 +40,7 @@ def content(name: str) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class ShownPool:
+class ShownPool(PoolShape):
     """A dataset as the pages hold it: the labels, classes and official test split of its
     `tmu.data.Pool`, and its images as uint8 codes round(255 x value), exactly what the pages
     show (`to_uint8`) in a quarter of float32's memory. Training never reads it (jobs load
@@ -50,17 +51,6 @@ class ShownPool:
     y: torch.Tensor  # (N,) int64
     classes: tuple[str, ...]
     official_test: np.ndarray | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.x.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 def pool(name: str) -> ShownPool:
