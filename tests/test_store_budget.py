@@ -265,3 +265,27 @@ def test_a_run_evicted_while_the_runs_are_listed_is_left_out(tmp_path, monkeypat
         Path, "glob", lambda self, pattern: listed if self == jobs else real_glob(self, pattern)
     )
     assert queue.finished() == [jobs / "b"]
+
+
+def test_pinning_uploaded_weights_keeps_their_job_key(tmp_path):
+    """A tab's result page pins the weights it uses on every rerun: touching the file changed its
+    stamp, so every later run of those weights got a new job key (no de-duplication, side jobs
+    submitted again). A pinned run folder still records its use."""
+    import os
+
+    from tmu.budget import Pins
+    from tmu.config import RunConfig, from_dict
+    from tmu.jobs import job_key
+
+    weights = tmp_path / "uploads" / "weights" / "abc.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")
+    run = tmp_path / "jobs" / "r1"
+    run.mkdir(parents=True)
+    for path in (weights, run):
+        os.utime(path, ns=(10**18, 10**18))
+    cfg = from_dict(RunConfig, {"dataset": "digits", "original_weights": str(weights)})
+    before = job_key("run", cfg)
+    Pins().pin("tab", [run, weights])
+    assert job_key("run", cfg) == before
+    assert run.stat().st_mtime_ns > 10**18  # the folder's use is recorded

@@ -226,7 +226,9 @@ def _when(entry: Entry) -> str:
 class Pins:
     """What each owner (a dashboard tab) is showing, kept from eviction. An owner has one pin,
     replaced by its next; a pin expires `ttl` seconds after it was last set, since a closed tab
-    never says goodbye. Pinning records a use of the pinned paths (`touch`)."""
+    never says goodbye. Pinning records a use of a pinned folder (`touch`: a run folder); a
+    pinned file is left as it is, since its modification time is its content stamp (the job keys
+    of uploaded weights hold `tmu.models.file_stamp`: a touch made every run of them new)."""
 
     def __init__(self, ttl: float = 3600.0, clock: Callable[[], float] = time.monotonic):
         self.ttl, self.clock = ttl, clock
@@ -239,7 +241,8 @@ class Pins:
         with self._lock:
             self._pins[owner] = (kept, self.clock() + self.ttl)
         for path in kept:
-            touch(path)
+            if path.is_dir():
+                touch(path)
 
     def paths(self) -> set[Path]:
         """Every path pinned now; expired pins are dropped."""
