@@ -15,7 +15,14 @@ from tmu.config import RunConfig
 from tmu.jobs import DONE, JobQueue, JobStatus
 from tmu.tasks import EMBEDDING
 
-from .runs import backend, make_config, side_job, side_job_asked, submit_side_job
+from .runs import (
+    backend,
+    file_stamp,
+    make_config,
+    side_job,
+    side_job_asked,
+    submit_side_job,
+)
 from .state import State
 
 CLUSTERED = 0.5  # spread_ratio below this: warn that the selection is far from a random request
@@ -48,18 +55,16 @@ def embedding(
         job = side_job(state, EMBEDDING.name, cfg, be)
     if job.state != DONE:
         return job, None
-    try:
-        mtime_ns = (Path(job.out_dir) / "embedding.npz").stat().st_mtime_ns
-    except OSError:  # evicted from the store since it finished: computed again
-        submit_side_job(state, EMBEDDING.name, cfg, be)
+    if (stamp := file_stamp(Path(job.out_dir) / "embedding.npz")) is None:
+        submit_side_job(state, EMBEDDING.name, cfg, be)  # evicted since it finished: again
         return side_job(state, EMBEDDING.name, cfg, be), None
-    return job, _load_embedding(job.out_dir, mtime_ns)
+    return job, _load_embedding(job.out_dir, stamp)
 
 
 @lru_cache(maxsize=4)
-def _load_embedding(out_dir: str, mtime_ns: int) -> dict:
-    """The arrays of a finished embedding job (keyed by the file's mtime too: a later generation
-    of the job writes it again in the same folder)."""
+def _load_embedding(out_dir: str, stamp: tuple[int, int, int]) -> dict:
+    """The arrays of a finished embedding job (keyed by the file's stamp too: a later
+    generation of the job writes it again in the same folder)."""
     with np.load(Path(out_dir) / "embedding.npz") as data:
         return {k: data[k] for k in data.files}
 

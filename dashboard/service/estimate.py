@@ -16,7 +16,7 @@ from tmu.config import RunConfig
 from tmu.jobs import DONE, JobQueue, JobStatus
 from tmu.tasks import ESTIMATE, HARDNESS
 
-from .runs import backend, make_config, side_job, submit_side_job
+from .runs import backend, file_stamp, make_config, side_job, submit_side_job
 from .state import State
 
 
@@ -38,7 +38,7 @@ def estimate(
     job = side_job(state, ESTIMATE.name, cfg, be)
     if job is None or job.state != DONE:
         return job, None
-    if (stamp := _stamp(Path(job.out_dir) / "estimate.json")) is None:
+    if (stamp := file_stamp(Path(job.out_dir) / "estimate.json")) is None:
         return None, None  # evicted from the store since: asked for again by the button
     return job, _load_estimate(job.out_dir, stamp)
 
@@ -64,28 +64,18 @@ def hardness_map(
     job = side_job(state, HARDNESS.name, cfg, be)
     if job is None or job.state != DONE:
         return job, None
-    if (stamp := _stamp(Path(job.out_dir) / "hardness.npz")) is None:
+    if (stamp := file_stamp(Path(job.out_dir) / "hardness.npz")) is None:
         return None, None  # evicted from the store since: asked for again by the button
     return job, _load_hardness(job.out_dir, stamp)
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    """(mtime_ns, size) of a job's result file, part of its cache key (a result written again in
-    the same folder, by a later generation of the job, is read afresh); None when it is gone."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 @lru_cache(maxsize=16)
-def _load_estimate(out_dir: str, stamp: tuple[int, int]) -> dict:
+def _load_estimate(out_dir: str, stamp: tuple[int, int, int]) -> dict:
     return json.loads((Path(out_dir) / "estimate.json").read_text())
 
 
 @lru_cache(maxsize=4)
-def _load_hardness(out_dir: str, stamp: tuple[int, int]) -> dict:
+def _load_hardness(out_dir: str, stamp: tuple[int, int, int]) -> dict:
     with np.load(Path(out_dir) / "hardness.npz") as data:
         return {"ids": data["ids"], "p_hard": data["p_hard"]}
 

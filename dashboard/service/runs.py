@@ -271,22 +271,25 @@ def cancel_job(state: State, be: JobQueue | None = None) -> bool:
     return bool(job_id) and (be or backend()).cancel(job_id, owner=state.get(Key.VISITOR))
 
 
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime_ns, size) of a job's result file, for the cache keys of what is read from it
+    (a file written again, by a later generation of its job, is read afresh); None when it is
+    gone (evicted from the store since)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def run_label(path: Path) -> str:
     """How the run pickers show a finished run (its config read once per folder: the pickers
     label every run on every rerun)."""
-    return _run_label(str(path), _config_stamp(Path(path) / "config.json"))
-
-
-def _config_stamp(file: Path) -> tuple[int, int]:
-    try:
-        st = file.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_ino, st.st_mtime_ns)
+    return _run_label(str(path), file_stamp(Path(path) / "config.json"))
 
 
 @lru_cache(maxsize=1024)
-def _run_label(path: str, stamp: tuple[int, int]) -> str:
+def _run_label(path: str, stamp: tuple[int, int, int] | None) -> str:
     try:
         cfg = json.loads((Path(path) / "config.json").read_text())
     except (OSError, ValueError):  # evicted or damaged meanwhile: still a label, never an error
